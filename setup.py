@@ -17,7 +17,11 @@ extensions = [
         "settlement._core",
         ["settlement/_core.pyx"],
         include_dirs=[numpy.get_include()],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        define_macros=[
+            ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+            # Read by the kernel as a C constant, so the checks it guards compile away when 0.
+            ("SETTLEMENT_DEBUG", "1" if DEBUG else "0"),
+        ],
         extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
     )
 ]
@@ -26,11 +30,15 @@ setup(
     packages=find_packages(include=["settlement", "settlement.*", "adapters", "adapters.*"])
     + ["settlement_rules"],
     package_dir={"settlement_rules": "rules"},
-    package_data={"settlement_rules": ["**/*.json", "**/*.md", "**/*.csv"]},
+    package_data={
+        "settlement_rules": ["**/*.json", "**/*.md", "**/*.csv"],
+        # The SQL migrations are read from the installed package folders at run time.
+        "adapters.ledger": ["migrations/*.sql"],
+        "adapters.server": ["migrations/*.sql"],
+    },
     ext_modules=cythonize(
         extensions,
         language_level=3,
-        compile_time_env={"SETTLEMENT_DEBUG": DEBUG},
         compiler_directives={
             "boundscheck": DEBUG,
             "wraparound": False,
