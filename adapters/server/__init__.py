@@ -1,0 +1,1 @@
+"""The national-interface server: ASGI app, dispatch by ``infno``, handlers, its own tables and a client."""

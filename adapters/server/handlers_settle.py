@@ -1,0 +1,334 @@
+"""Handlers of pre-settlement, settlement and cancel: outpatient 2206-2208 and pharmacy 2101-2103.
+
+The kernel recomputes a settlement from the stored fee lines of its charge batch, or from
+the lines sent inline for a pharmacy sale. It runs under the ledger's lock on the person,
+and the ledger writes the result. A pre-settlement computes the same way and writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from adapters.server import state
+from adapters.server.claims import Claim, resolve_claim
+from adapters.server.handlers_visit import Call, resolve_person
+from settlement import engine, visits
+from settlement.errors import ErrorCode, SettlementError
+from settlement.persons import Person
+from settlement.protocol import outputs, requests
+from settlement.store import CancelRequest, SettlementPlan, SettlementRecord, SettlementRequest
+
+__all__ = ["HANDLERS"]
+
+
+async def _person_with_credential(conn, psn_no: str, cert_type: str, cert_no: str, field: str) -> Person:
+    person = await state.person_by_psn_no(conn, psn_no)
+    if person is None:
+        raise SettlementError(ErrorCode.UNKNOWN_PERSON, field=f"{field}.psn_no", value=psn_no)
+    holder = await resolve_person(conn, cert_type, cert_no, f"{field}.mdtrt_cert_no")
+    return visits.check_credential(holder, cert_type, cert_no, person.psn_no, f"{field}.mdtrt_cert_no")
+
+
+async def _batch_claim(call: Call, req: requests.SettleRequest, conn) -> tuple[Claim, list[state.StoredLine]]:
+    """Read the visit, person and stored lines of a 2206/2207 batch on ``conn`` and check the claimed total."""
+    visit = await state.visit_by_id(conn, req.mdtrt_id, call.code)
+    if visit is None:
+        raise SettlementError(ErrorCode.UNKNOWN_VISIT, field="input.data.mdtrt_id", value=req.mdtrt_id)
+    if visit.cancelled:
+        raise SettlementError(ErrorCode.VISIT_CANCELLED, field="input.data.mdtrt_id", value=req.mdtrt_id)
+    if visit.psn_no != req.psn_no:
+        raise SettlementError(
+            ErrorCode.PERSON_MISMATCH, field="input.data.psn_no", value=req.psn_no,
+            detail=f"就诊 {req.mdtrt_id} 的人员", detail_en=f"the person of visit {req.mdtrt_id}",
+        )
+    person = await _person_with_credential(conn, req.psn_no, req.cert_type, req.cert_no, "input.data")
+    stored = await state.live_lines_of_batch(conn, req.mdtrt_id, req.chrg_bchno)
+
+    if not stored:
+        raise SettlementError(ErrorCode.NO_DETAILS, field="input.data.chrg_bchno", value=req.chrg_bchno)
+    visits.check_claim_total("input.data.medfee_sumamt", req.medfee_sumamt, req.chrg_bchno, [line.amount for line in stored])
+    lines = tuple(
+        visits.claim_line(
+            line.feedetl_sn, line.med_list_codg, line.amount, line.price_micro, line.quantity, line.charge_class,
+            line.selfpay_prop, line.price_cap_micro,
+        )
+        for line in stored
+    )
+    return resolve_claim(call, person, req.insutype, req.med_type, lines, "input.data"), stored
+
+
+def _settle_output(call: Call, claim: Claim, result, *, mdtrt_id: str, med_type: str, insutype: str, cert_type: str,
+                   setl_time: str, setl_id: str | None, msgid: str) -> tuple[outputs.SetlInfo, list[outputs.SetlDetail]]:
+    info = visits.setl_info(
+        result=result.outputs, person=claim.person, mdtrt_id=mdtrt_id, med_type=med_type, insutype=insutype, cert_type=cert_type,
+        setl_time=setl_time, msgid=msgid, clr_optins=claim.person.insuplc_admdvs, setl_id=setl_id,
+    )
+    return info, visits.fund_detail_rows(result.fund_details, claim.policy.fund_pay_types)
+
+
+async def pre_settle(call: Call) -> bytes:
+    req = requests.read_settle(call.input)
+    async with call.services.db.transaction() as conn:
+        claim, _ = await _batch_claim(call, req, conn)
+    accumulators = await call.services.ledger.accumulators(req.psn_no, claim.year)
+    result = engine.settle(claim.input(accumulators, req.acct_used))
+    info, details = _settle_output(
+        call, claim, result, mdtrt_id=req.mdtrt_id, med_type=req.med_type, insutype=req.insutype, cert_type=req.cert_type,
+        setl_time=call.stamp, setl_id=None, msgid=call.msgid,
+    )
+    output = outputs.encode_output(outputs.SettleOutput(setlinfo=info, setldetail=details))
+    await _remember(call, output)
+    return output
+
+
+async def _remember(call: Call, output: bytes) -> None:
+    """Record a pre-settlement's output. It writes nothing else, but its msgid is taken from now on."""
+    async with call.services.db.transaction() as conn:
+        await call.record(conn, output)
+
+
+def _record_output(claim: Claim, record: SettlementRecord, *, cert_type: str) -> tuple[outputs.SetlInfo, list[outputs.SetlDetail]]:
+    info = visits.setl_info(
+        result=record.outputs, person=claim.person, mdtrt_id=record.mdtrt_id, med_type=record.med_type, insutype=record.insutype,
+        cert_type=cert_type, setl_time=record.setl_time, msgid=record.msgid, clr_optins=record.clr_optins, setl_id=record.setl_id,
+    )
+    return info, _record_details(record)
+
+
+def _record_details(record: SettlementRecord) -> list[outputs.SetlDetail]:
+    return [
+        outputs.SetlDetail(
+            fund_pay_type=row.fund_pay_type,
+            inscp_scp_amt=outputs.yuan(row.inscp_scp_amt),
+            crt_payb_lmt_amt=outputs.yuan(row.crt_payb_lmt_amt or 0),
+            fund_payamt=outputs.yuan(row.fund_payamt),
+            fund_pay_type_name=row.fund_pay_type_name,
+        )
+        for row in record.setldetail
+        if row.fund_payamt != 0
+    ]
+
+
+def _compute(claim: Claim, acct_used: bool, splits: requests.SplitAmounts | None, guard=None):
+    def compute(accumulators: dict[str, int]) -> SettlementPlan:
+        if guard is not None:
+            guard()
+        claim_input = claim.input(accumulators, acct_used)
+        result = engine.settle(claim_input)
+        if splits is not None:
+            visits.check_splits(splits, result.outputs)
+        return SettlementPlan(result=result, rule_version=f"{claim.policy.policy_id}@{claim.policy.effective_from}", claim=claim_input)
+
+    return compute
+
+
+async def _ledger_settle(call: Call, claim: Claim, *, mdtrt_id: str, chrg_bchno: str, med_type: str, insutype: str,
+                         acct_used: bool, splits: requests.SplitAmounts | None, guard=None) -> SettlementRecord:
+    request = SettlementRequest(
+        fixmedins_code=call.code, msgid=call.msgid, mdtrt_id=mdtrt_id, chrg_bchno=chrg_bchno, psn_no=claim.person.psn_no,
+        insuplc_admdvs=claim.person.insuplc_admdvs, insutype=insutype, med_type=med_type,
+        clr_type=visits.CLR_TYPE_BY_MED_TYPE.get(med_type, "99"), setl_time=call.stamp, acct_used=acct_used,
+        feedetl_sns=tuple(line.feedetl_sn for line in claim.lines), clr_optins=claim.person.insuplc_admdvs,
+    )
+    record = await call.services.ledger.settle(request, _compute(claim, acct_used, splits, guard))
+    if record.msgid != call.msgid:
+        # The ledger found this batch already settled with the same content under another
+        # message and returned that record without writing: a new message is a second
+        # settlement attempt, not a retry. The ledger decided this under its own lock.
+        raise SettlementError(ErrorCode.ALREADY_SETTLED, field="input.data.chrg_bchno", value=chrg_bchno, detail=record.setl_id)
+    return record
+
+
+async def settle(call: Call) -> bytes:
+    req = requests.read_settle(call.input)
+    if call.services.db.dialect == "postgres":
+        return await _settle_holding_visit_lock(call, req)
+    return await _settle_with_guard(call, req)
+
+
+async def _settle_holding_visit_lock(call: Call, req: requests.SettleRequest) -> bytes:
+    """Settle inside a transaction that holds the visit's lock until the output is recorded.
+
+    2204, 2205 and 2202 of the same visit, from any process, wait for the lock, so the lines
+    read here are the lines the ledger settles.
+    """
+    async with call.services.db.visit_transaction(req.mdtrt_id) as conn:
+        claim, _ = await _batch_claim(call, req, conn)
+        record = await _ledger_settle(
+            call, claim, mdtrt_id=req.mdtrt_id, chrg_bchno=req.chrg_bchno, med_type=req.med_type, insutype=req.insutype,
+            acct_used=req.acct_used, splits=req.splits,
+        )
+        output = _settle_answer(claim, record, req.cert_type)
+        await call.record(conn, output)
+    return output
+
+
+async def _settle_with_guard(call: Call, req: requests.SettleRequest) -> bytes:
+    """Settle on SQLite: read the lines, then let the ledger's compute step check them again.
+
+    SQLite has one write lock, and the ledger holds it while it computes and commits, so
+    the server cannot hold it too. The guard re-reads the batch's live lines there; a 2204,
+    2205 or 2202 that committed since the first read makes the settlement fail unwritten.
+    """
+    db = call.services.db
+    async with db.transaction() as conn:
+        claim, stored = await _batch_claim(call, req, conn)
+    expected = tuple(sorted((line.feedetl_sn, line.amount) for line in stored))
+
+    def guard() -> None:
+        if db.batch_fingerprint(req.mdtrt_id, req.chrg_bchno) != expected:
+            raise SettlementError(
+                ErrorCode.SUM_MISMATCH, field="input.data.chrg_bchno", value=req.chrg_bchno,
+                detail="结算过程中该批次明细被修改，请重新预结算", detail_en="the batch's details changed during settlement; pre-settle again",
+            )
+
+    record = await _ledger_settle(
+        call, claim, mdtrt_id=req.mdtrt_id, chrg_bchno=req.chrg_bchno, med_type=req.med_type, insutype=req.insutype,
+        acct_used=req.acct_used, splits=req.splits, guard=guard,
+    )
+    output = _settle_answer(claim, record, req.cert_type)
+    async with db.transaction() as conn:
+        await call.record(conn, output)
+    return output
+
+
+def _settle_answer(claim: Claim, record: SettlementRecord, cert_type: str) -> bytes:
+    info, details = _record_output(claim, record, cert_type=cert_type)
+    return outputs.encode_output(outputs.SettleOutput(setlinfo=info, setldetail=details))
+
+
+async def _cancel(call: Call, data: requests.SettleCancel) -> SettlementRecord:
+    services = call.services
+    original = await services.ledger.get_settlement(data.setl_id)
+    if original is None or original.fixmedins_code != call.code or original.kind != "settle":
+        raise SettlementError(ErrorCode.UNKNOWN_SETTLEMENT, field="input.data.setl_id", value=data.setl_id)
+    if original.mdtrt_id != data.mdtrt_id:
+        raise SettlementError(
+            ErrorCode.PERSON_MISMATCH, field="input.data.mdtrt_id", value=data.mdtrt_id,
+            detail=f"结算 {data.setl_id} 的就诊", detail_en=f"the visit of settlement {data.setl_id}",
+        )
+    if original.psn_no != data.psn_no:
+        raise SettlementError(
+            ErrorCode.PERSON_MISMATCH, field="input.data.psn_no", value=data.psn_no,
+            detail=f"结算 {data.setl_id} 的人员", detail_en=f"the person of settlement {data.setl_id}",
+        )
+    request = CancelRequest(
+        fixmedins_code=call.code, msgid=call.msgid, setl_id=data.setl_id, mdtrt_id=data.mdtrt_id, psn_no=data.psn_no, setl_time=call.stamp
+    )
+    # No visit lock: the ledger cancels a settlement once, and 2205/2202 check for a live
+    # settlement in their own transaction, so either order leaves consistent state.
+    return await services.ledger.cancel(request)
+
+
+async def cancel_settlement(call: Call) -> bytes:
+    data = requests.read_settle_cancel(call.input)
+    record = await _cancel(call, data)
+    info = visits.cancel_info(
+        result=record.outputs, mdtrt_id=record.mdtrt_id, setl_id=record.setl_id, setl_time=record.setl_time,
+        msgid=record.msgid, clr_optins=record.clr_optins,
+    )
+    output = outputs.encode_output(outputs.SettleCancelOutput(setlinfo=info, setldetail=_record_details(record)))
+    async with call.services.db.transaction() as conn:
+        await call.record(conn, output)
+    return output
+
+
+def _pharmacy_visit_id(fixmedins_code: str, msgid: str) -> str:
+    # Derived from the message so that a retried sale names the same visit.
+    return "D" + hashlib.sha256(f"{fixmedins_code}/{msgid}".encode()).hexdigest()[:24].upper()
+
+
+async def _drug_claim(call: Call, sale: requests.DrugSale) -> tuple[Claim, list]:
+    async with call.services.db.transaction() as conn:
+        person = await _person_with_credential(conn, sale.psn_no, sale.cert_type, sale.cert_no, "input.druginfo")
+    visits.check_claim_total("input.druginfo.medfee_sumamt", sale.medfee_sumamt, "drugdetail", [line.amount for line in sale.lines])
+
+    catalog = call.services.rules.catalog
+    for line in sale.lines:
+        if line.fee_ocur_time[:10] > call.stamp[:10]:
+            raise SettlementError(ErrorCode.FEE_TIME_OUT_OF_RANGE, field=f"{line.path}.fee_ocur_time", value=line.fee_ocur_time, detail=call.stamp)
+    entries = [visits.catalog_entry(catalog, line) for line in sale.lines]
+    lines = tuple(visits.catalog_line(line, entry) for line, entry in zip(sale.lines, entries, strict=True))
+    claim = resolve_claim(call, person, sale.insutype, sale.med_type, lines, "input.druginfo")
+    return claim, visits.split_lines(claim.params, sale.lines, entries)
+
+
+def _cut_info(sale: requests.DrugSale, splits: list) -> list[outputs.FeeResult]:
+    return [
+        visits.fee_result(line.feedetl_sn, line.amount, line.price_micro, line.quantity, split, "09")
+        for line, split in zip(sale.lines, splits)
+    ]
+
+
+async def pharmacy_pre_settle(call: Call) -> bytes:
+    sale = requests.read_drug_sale(call.input, max_lines=call.services.config.max_lines, tolerance_fen=call.services.config.line_tolerance_fen)
+    claim, splits = await _drug_claim(call, sale)
+    accumulators = await call.services.ledger.accumulators(sale.psn_no, claim.year)
+    result = engine.settle(claim.input(accumulators, sale.acct_used))
+    info, details = _settle_output(
+        call, claim, result, mdtrt_id=_pharmacy_visit_id(call.code, call.msgid), med_type=sale.med_type, insutype=sale.insutype,
+        cert_type=sale.cert_type, setl_time=call.stamp, setl_id=None, msgid=call.msgid,
+    )
+    output = outputs.encode_output(outputs.DrugSaleOutput(setlinfo=info, setldetail=details, detlcutinfo=_cut_info(sale, splits)))
+    await _remember(call, output)
+    return output
+
+
+async def pharmacy_settle(call: Call) -> bytes:
+    services = call.services
+    sale = requests.read_drug_sale(call.input, max_lines=services.config.max_lines, tolerance_fen=services.config.line_tolerance_fen)
+    claim, splits = await _drug_claim(call, sale)
+    mdtrt_id = _pharmacy_visit_id(call.code, call.msgid)
+
+    record = await _ledger_settle(
+        call, claim, mdtrt_id=mdtrt_id, chrg_bchno=mdtrt_id, med_type=sale.med_type, insutype=sale.insutype,
+        acct_used=sale.acct_used, splits=None,
+    )
+    info, details = _record_output(claim, record, cert_type=sale.cert_type)
+    output = outputs.encode_output(outputs.DrugSaleOutput(setlinfo=info, setldetail=details, detlcutinfo=_cut_info(sale, splits)))
+
+    # The visit and its lines are kept beside the ledger record so that 5204-style queries and
+    # reconciliation can see what was sold.
+    async with services.db.transaction() as conn:
+        await state.insert_visit(
+            conn, mdtrt_id=mdtrt_id, fixmedins_code=call.code, psn_no=sale.psn_no, insutype=sale.insutype, med_type=sale.med_type,
+            begntime=sale.begntime, mdtrt_cert_type=sale.cert_type, ipt_otp_no=None, dise_codg=sale.dise_codg, detail={},
+            registered_by=call.msgid,
+        )
+        await state.insert_lines(
+            conn, mdtrt_id, call.msgid,
+            [
+                (
+                    line.feedetl_sn, mdtrt_id, None, line.rxno, line.fee_ocur_time, line.med_list_codg, line.medins_list_codg,
+                    line.amount, line.price_micro, line.quantity, int(split.charge_class), split.selfpay_prop, split.price_cap_micro,
+                    split.fulamt_ownpay_amt, split.overlmt_amt, split.preselfpay_amt, split.inscp_scp_amt, index + 1,
+                )
+                for index, (line, split) in enumerate(zip(sale.lines, splits))
+            ],
+        )
+        await call.record(conn, output)
+    return output
+
+
+async def pharmacy_cancel(call: Call) -> bytes:
+    data = requests.read_settle_cancel(call.input)
+    record = await _cancel(call, data)
+    info = visits.drug_cancel_info(
+        result=record.outputs, mdtrt_id=record.mdtrt_id, setl_id=record.setl_id, setl_time=record.setl_time,
+        msgid=record.msgid, clr_optins=record.clr_optins,
+    )
+    output = outputs.encode_output(outputs.DrugCancelOutput(setlinfo=info, setldetail=_record_details(record)))
+    async with call.services.db.transaction() as conn:
+        await call.record(conn, output)
+    return output
+
+
+HANDLERS = {
+    "2206": pre_settle,
+    "2207": settle,
+    "2208": cancel_settlement,
+    "2101": pharmacy_pre_settle,
+    "2102": pharmacy_settle,
+    "2103": pharmacy_cancel,
+}
+

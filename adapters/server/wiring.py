@@ -1,0 +1,102 @@
+"""Build the server's services at startup and release them at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import pathlib
+from typing import Any
+
+from adapters.server import state
+from adapters.server.services import Clock, ServerConfig, Services
+from adapters.server.sqldb import Database, open_database
+from settlement.persons import Institution, Person, read_institutions, read_persons
+from settlement.policy import load_rules
+from settlement.store import DepositRequest
+
+__all__ = ["build_services", "close_services", "load_persons", "read_person_file", "read_institution_file"]
+
+logger = logging.getLogger("settlement.server")
+
+
+def read_person_file(path: str | pathlib.Path) -> list[Person]:
+    """Read persons from a ``.json`` file (a list, or ``{"persons": [...]}``) or a ``.csv`` file."""
+    path = pathlib.Path(path)
+    if path.suffix.lower() == ".csv":
+        import csv
+
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            rows = [dict(row) for row in csv.DictReader(handle)]
+        return read_persons(rows, path.name)
+    return read_persons(json.loads(path.read_text(encoding="utf-8")), path.name)
+
+
+def read_institution_file(path: str | pathlib.Path) -> list[Institution]:
+    path = pathlib.Path(path)
+    return read_institutions(json.loads(path.read_text(encoding="utf-8")), path.name)
+
+
+async def load_persons(db: Database, ledger: Any, persons: list[Person], *, year: int, batch: str) -> int:
+    """Store persons and cards, and fund each personal account up to its ``acct_balc``.
+
+    Funding deposits the difference between the wanted and the current balance, keyed by
+    ``batch`` and the person, so loading the same file twice deposits nothing more.
+    """
+    async with db.transaction() as conn:
+        for person in persons:
+            await state.upsert_person(conn, person)
+
+    deposits = []
+    for person in persons:
+        current = (await ledger.accumulators(person.psn_no, year)).get("acct_balc", 0)
+        if person.acct_balc != current:
+            deposits.append(
+                DepositRequest(
+                    msgid=f"{batch}/{person.psn_no}/{current}->{person.acct_balc}", psn_no=person.psn_no,
+                    insuplc_admdvs=person.insuplc_admdvs, insutype=person.insutype, amount=person.acct_balc - current,
+                    period=str(year), origin="persons-load", memo="personal account funded by persons load",
+                )
+            )
+    # One deposit per person; the ledger's queue commits concurrent ones in one batch.
+    await asyncio.gather(*(ledger.deposit(deposit) for deposit in deposits))
+    return len(persons)
+
+
+async def load_institutions(db: Database, institutions: list[Institution]) -> None:
+    async with db.transaction() as conn:
+        for institution in institutions:
+            await state.upsert_institution(conn, institution)
+
+
+async def build_services(config: ServerConfig) -> Services:
+    """Open the databases, apply the server's migrations, load rules and the optional seed files."""
+    from adapters.ledger import migrate_ledger, open_store
+
+    rules = load_rules(config.rules_dir)
+    # The ledger's migration run applies the server's tables too (adapters/server/migrations).
+    applied = await migrate_ledger(config.ledger_dsn)
+    if applied:
+        logger.info("server: migrations applied %s", ", ".join(applied))
+    db = await open_database(config.ledger_dsn, schema=config.pg_schema)
+    ledger = await open_store(config.ledger_dsn)
+    clock = Clock(config.clock_start)
+    services = Services(config=config, db=db, ledger=ledger, rules=rules, clock=clock)
+
+    if config.institutions_file:
+        await load_institutions(db, read_institution_file(config.institutions_file))
+    if config.persons_file:
+        persons = read_person_file(config.persons_file)
+        count = await load_persons(db, ledger, persons, year=clock.now().year, batch=pathlib.Path(config.persons_file).name)
+        logger.info("server: persons loaded count=%d file=%s", count, config.persons_file)
+
+    async with db.transaction() as conn:
+        services.institutions = await state.load_institutions(conn)
+    logger.info("server: ready institutions=%d rules=%s", len(services.institutions), config.rules_dir)
+    return services
+
+
+async def close_services(services: Services) -> None:
+    await services.ledger.close()
+    await services.db.close()
+    logger.info("server: stopped")
