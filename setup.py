@@ -26,15 +26,16 @@ extensions = [
     )
 ]
 
+PACKAGES = find_packages(include=["settlement", "settlement.*", "adapters", "adapters.*"])
+
 setup(
-    packages=find_packages(include=["settlement", "settlement.*", "adapters", "adapters.*"])
-    + ["settlement_rules"],
+    packages=PACKAGES + ["settlement_rules"],
     package_dir={"settlement_rules": "rules"},
     package_data={
         "settlement_rules": ["**/*.json", "**/*.md", "**/*.csv"],
-        # The SQL migrations are read from the installed package folders at run time.
-        "adapters.ledger": ["migrations/*.sql"],
-        "adapters.server": ["migrations/*.sql"],
+        # The migration runner reads every adapters package's migrations/*.sql at run time,
+        # so a non-editable install must carry them.
+        **{name: ["migrations/*.sql"] for name in PACKAGES if name.startswith("adapters.")},
     },
     ext_modules=cythonize(
         extensions,
