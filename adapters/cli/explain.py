@@ -310,6 +310,15 @@ def _right(text: str, width: int) -> str:
     return " " * max(0, width - _width(text)) + text
 
 
+# Chinese headings of the output blocks a claim file can produce.
+SECTION_LABELS_ZH = {
+    "outputs": "结算结果",
+    "original_outputs": "原结算结果",
+    "reversal_outputs": "撤销结果",
+    "resettle_outputs": "重新结算结果",
+}
+
+
 def render_table(explanation: Explanation, lang: str) -> str:
     """Return a readable table of one file's steps, outputs and accumulators after."""
     claim_file = explanation.claim_file
@@ -322,7 +331,7 @@ def render_table(explanation: Explanation, lang: str) -> str:
 
     for name, result in explanation.sections.items():
         lines.append("")
-        lines.append(f"  [{name}]")
+        lines.append(f"  [{name if english else SECTION_LABELS_ZH.get(name, name)}]")
         lines.extend(f"    {step}" for step in format_trace(result.trace, lang).splitlines())
         lines.append("")
         for field in SETTLEMENT_OUTPUT_FIELDS:

@@ -1,0 +1,1 @@
+"""Edges of the auditor replay: record files, the ledger reader, runners, progress and reports."""

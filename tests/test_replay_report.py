@@ -1,0 +1,75 @@
+"""The replay report: claim vectors replay cleanly, and the HTML renders in headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from adapters.cli import main
+from vector_files import EXAMPLES, edited_vector, vector_paths
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def test_claim_vectors_replay_without_discrepancy(tmp_path):
+    out = tmp_path / "report"
+
+    status = main(["replay", str(EXAMPLES), "--out", str(out), "--workers", "1", "--no-progress"])
+
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert status == 0
+    assert summary["counts"]["checked"] == len(vector_paths()) + 3  # ex23 adds a cancel, ex24 a cancel and a resettlement
+    assert summary["counts"]["discrepancies"] == 0
+    assert summary["chain"]["checked"] == 0
+
+
+def test_wrong_expectation_is_reported_with_step(tmp_path):
+    def change(vector):
+        vector["expected"]["outputs"]["hifp_pay"] = "999.99"
+
+    edited = edited_vector(tmp_path, "ex03", change)
+    out = tmp_path / "report"
+
+    status = main(["replay", str(edited), "--out", str(out), "--workers", "1", "--no-progress", "--lang", "en"])
+
+    with open(out / "discrepancies.csv", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert status == 1
+    assert len(rows) == 1
+    assert rows[0]["setl_id"] == "ex03"
+    assert rows[0]["field"] == "hifp_pay"
+    assert rows[0]["recorded"] == "99999"
+    assert rows[0]["step"].startswith("band#0 (")
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "hifp_pay" in html
+    assert "Discrepancies by day" in html
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_html_report_renders_in_headless_chromium(tmp_path, lang):
+    def change(vector):
+        vector["expected"]["outputs"]["acct_pay"] = "0.01"
+
+    edited = edited_vector(tmp_path, "ex03", change)
+    out = tmp_path / "report"
+    assert main(["replay", str(edited), str(EXAMPLES / "ex02-all-class-a-deductible-met.json"), "--out", str(out),
+                 "--workers", "1", "--no-progress", "--lang", lang]) == 1
+    screenshot = tmp_path / "report.png"
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir()
+
+    subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile}", "--window-size=1200,1600", f"--screenshot={screenshot}",
+         (out / "report.html").as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )
+
+    data = screenshot.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(data) > 20_000  # a blank page compresses to a few kilobytes
