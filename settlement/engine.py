@@ -63,6 +63,7 @@ __all__ = [
     "batch_result",
     "build_batch",
     "cancel",
+    "fund_layer_columns",
     "refund_partial",
     "refunded_lines",
     "settle",
@@ -135,20 +136,29 @@ def _limit(value: int) -> int | None:
     return None if value == _core.NO_LIMIT else value
 
 
+@functools.lru_cache(maxsize=1024)
+def fund_layer_columns(params: SchemeParams) -> tuple[tuple[str, int, int, int], ...]:
+    """Return ``(layer, base column, cap-left column, payment column)`` of each fund layer a scheme has.
+
+    The columns index the kernel's output row, in the order the layers pay.
+    """
+    if not params.fund_enabled:
+        return ()
+    layers = [("hifp", _core.O_INSCP_SCP_AMT, _core.O_HIFP_LIMIT, _core.O_HIFP_PAY)]
+    if params.large_amount_ratio is not None:
+        layers.append(("hifob", _core.O_HIFOB_BASE, _core.O_HIFOB_LIMIT, _core.O_HIFOB_PAY))
+    if params.critical_illness is not None:
+        layers.append(("hifmi", _core.O_HIFMI_BASE, _core.O_HIFMI_LIMIT, _core.O_HIFMI_PAY))
+    if params.civil_servant is not None:
+        layers.append(("cvlserv", _core.O_CVLSERV_BASE, _core.O_CVLSERV_LIMIT, _core.O_CVLSERV_PAY))
+    if params.medical_assistance is not None:
+        layers.append(("maf", _core.O_MAF_BASE, _core.O_MAF_LIMIT, _core.O_MAF_PAY))
+    return tuple(layers)
+
+
 def _fund_details(params: SchemeParams, out: Sequence[int]) -> tuple[FundDetail, ...]:
     """Return the setldetail rows of a settled claim (conventions in the module docstring)."""
-    rows = []
-    if params.fund_enabled:
-        layers = [("hifp", _core.O_INSCP_SCP_AMT, _core.O_HIFP_LIMIT, _core.O_HIFP_PAY)]
-        if params.large_amount_ratio is not None:
-            layers.append(("hifob", _core.O_HIFOB_BASE, _core.O_HIFOB_LIMIT, _core.O_HIFOB_PAY))
-        if params.critical_illness is not None:
-            layers.append(("hifmi", _core.O_HIFMI_BASE, _core.O_HIFMI_LIMIT, _core.O_HIFMI_PAY))
-        if params.civil_servant is not None:
-            layers.append(("cvlserv", _core.O_CVLSERV_BASE, _core.O_CVLSERV_LIMIT, _core.O_CVLSERV_PAY))
-        if params.medical_assistance is not None:
-            layers.append(("maf", _core.O_MAF_BASE, _core.O_MAF_LIMIT, _core.O_MAF_PAY))
-        rows = [FundDetail(name, out[base], _limit(out[limit]), out[paid]) for name, base, limit, paid in layers]
+    rows = [FundDetail(name, out[base], _limit(out[limit]), out[paid]) for name, base, limit, paid in fund_layer_columns(params)]
     if out[_core.O_ACCT_PAY] != 0:
         rows.append(FundDetail("acct", out[_core.O_ACCT_BASE], out[_core.O_ACCT_LIMIT], out[_core.O_ACCT_PAY]))
     return tuple(rows)

@@ -17,7 +17,7 @@ import numpy as np
 
 from settlement import _core
 from settlement.compiled import ParamTable
-from settlement.engine import ClaimBatch, settle, settle_arrays
+from settlement.engine import ClaimBatch, fund_layer_columns, settle, settle_arrays
 from settlement.errors import SettlementError
 from settlement.ledger_posting import FUND_LAYERS, STORED_ACCUMULATOR_KEYS, fund_pay_type
 from settlement.replay.record import OUTPUT_FIELDS, FundRow, PostingRow, ReplayRecord
@@ -228,29 +228,12 @@ def _masked_differences(recorded: np.ndarray, recomputed: np.ndarray, masks: np.
     return (recorded != recomputed) & (bits == 1)
 
 
-@functools.lru_cache(maxsize=1024)
-def _layers(params: SchemeParams) -> tuple[tuple[str, int, int, int], ...]:
-    """Return (layer, base column, cap-left column, payment column) of the fund layers a scheme has."""
-    if not params.fund_enabled:
-        return ()
-    layers = [("hifp", _core.O_INSCP_SCP_AMT, _core.O_HIFP_LIMIT, _core.O_HIFP_PAY)]
-    if params.large_amount_ratio is not None:
-        layers.append(("hifob", _core.O_HIFOB_BASE, _core.O_HIFOB_LIMIT, _core.O_HIFOB_PAY))
-    if params.critical_illness is not None:
-        layers.append(("hifmi", _core.O_HIFMI_BASE, _core.O_HIFMI_LIMIT, _core.O_HIFMI_PAY))
-    if params.civil_servant is not None:
-        layers.append(("cvlserv", _core.O_CVLSERV_BASE, _core.O_CVLSERV_LIMIT, _core.O_CVLSERV_PAY))
-    if params.medical_assistance is not None:
-        layers.append(("maf", _core.O_MAF_BASE, _core.O_MAF_LIMIT, _core.O_MAF_PAY))
-    return tuple(layers)
-
-
 def _fund_rows(params: SchemeParams, row: list[int]) -> tuple[FundRow, ...]:
     """Return the setldetail rows the engine builds from a kernel output row (same rules as ``engine.settle``)."""
     no_limit = _core.NO_LIMIT
     rows = [
         FundRow(layer, row[base], None if row[limit] == no_limit else row[limit], row[paid])
-        for layer, base, limit, paid in _layers(params)
+        for layer, base, limit, paid in fund_layer_columns(params)
     ]
     if row[_core.O_ACCT_PAY] != 0:
         rows.append(FundRow("acct", row[_core.O_ACCT_BASE], row[_core.O_ACCT_LIMIT], row[_core.O_ACCT_PAY]))
