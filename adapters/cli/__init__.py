@@ -14,6 +14,17 @@ import sys
 # Modules of this package that each add one or more subcommands.
 SUBCOMMAND_MODULES = (
     "explain",
+    "serve",
+    "db",
+    "ledger",
+    "persons",
+    "demo",
+    "replay",
+    "export",
+    "reconcile",
+    "card",
+    "employment",
+    "pension",
 )
 
 
