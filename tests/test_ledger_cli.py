@@ -145,3 +145,10 @@ def test_dsn_forms():
     with pytest.raises(SettlementError) as hidden:
         parse_dsn("mysql://user:secret@host/db")
     assert "secret" not in hidden.value.message_en
+
+
+def test_verify_of_missing_sqlite_file_creates_nothing(tmp_path, capsys):
+    missing = tmp_path / "typo.sqlite3"
+    assert main(["ledger", "verify", "--ledger", f"sqlite://{missing}"]) == 2
+    assert "7005" in capsys.readouterr().err
+    assert not missing.exists()
