@@ -118,6 +118,9 @@ def test_withdrawal_beyond_balance_fails(sqlite_dsn, capsys):
 
 
 def test_unmigrated_ledger_is_refused_with_hint(dsn, capsys):
+    if dsn.startswith("sqlite://"):
+        # An existing but empty database file, as a ledger that was never migrated.
+        sqlite3.connect(parse_dsn(dsn)[1]).close()
     assert main(["ledger", "verify", "--ledger", dsn, "--lang", "en"]) == 2
     err = capsys.readouterr().err
     assert f"[{ErrorCode.LEDGER_SCHEMA_OUTDATED.number}]" in err
