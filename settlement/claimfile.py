@@ -172,7 +172,7 @@ def read_claim_file(path: str | Path, rules: RuleSet) -> ClaimFile:
     try:
         data = Path(path).read_bytes()
     except OSError as error:
-        raise reader.invalid("", f"无法读取：{error.strerror}", f"cannot be read: {error.strerror}") from error
+        raise reader.invalid("$", f"无法读取：{error.strerror}", f"cannot be read: {error.strerror}") from error
     try:
         raw = money.decode_json(data)
     except msgspec.DecodeError as error:
@@ -180,8 +180,14 @@ def read_claim_file(path: str | Path, rules: RuleSet) -> ClaimFile:
     try:
         spec = msgspec.convert(raw, _VectorSpec)
     except msgspec.ValidationError as error:
+        if isinstance(raw, dict) and "policy_id" in raw and "schemes" in raw:
+            raise reader.invalid(
+                "$",
+                "这是政策文件，不是结算样例；政策应放在规则目录中（--rules DIR）",
+                "this is a policy file, not a claim vector; policies belong in the rules folder (--rules DIR)",
+            ) from error
         field, reason = split_validation_error(str(error))
-        raise reader.invalid(field, reason, reason) from error
+        raise reader.invalid(field, f"字段不符合结算样例格式：{reason}", reason) from error
 
     return reader.read(spec, rules, str(path))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from settlement.money import format_amount, round_half_away
-from settlement.types import RATIO_SCALE, TraceStep
+from settlement.types import RATIO_SCALE, LineResult, TraceStep
 
 __all__ = ["format_step", "format_trace"]
 
@@ -148,11 +148,35 @@ def format_step(step: TraceStep, lang: str = "zh") -> str:
     return formatter(step, "en" if lang == "en" else "zh")
 
 
-def format_trace(trace: Sequence[TraceStep], lang: str = "zh", *, include_lines: bool = True) -> str:
+def format_trace(
+    trace: Sequence[TraceStep],
+    lang: str = "zh",
+    *,
+    include_lines: bool = True,
+    line_results: Sequence[LineResult] | None = None,
+) -> str:
     """Return the ``setl_proc_info`` text of a trace: one line per step, joined by newlines.
 
     ``include_lines=False`` leaves out the per-line steps, which a long claim would
-    otherwise fill the text with.
+    otherwise fill the text with. With ``line_results``, a line that is wholly self-paid
+    (class C or outside the catalogue) is written as such, because its trace step alone
+    cannot tell it from a class B line with a 100% first self-pay.
     """
     steps = trace if include_lines else [step for step in trace if step.step != "line"]
-    return "\n".join(format_step(step, lang) for step in steps)
+    self_paid = set()
+    if line_results is not None:
+        self_paid = {index for index, line in enumerate(line_results) if line.amount != 0 and line.fulamt_ownpay_amt == line.amount}
+    texts = []
+    for step in steps:
+        if step.step == "line" and step.index in self_paid:
+            texts.append(_self_paid_line(step, "en" if lang == "en" else "zh"))
+        else:
+            texts.append(format_step(step, lang))
+    return "\n".join(texts)
+
+
+def _self_paid_line(step: TraceStep, lang: str) -> str:
+    number, amount = step.index + 1, format_amount(step.base)
+    if lang == "en":
+        return f"line {number}: amount {amount}, fully self-paid"
+    return f"明细{number} 金额 {amount} 全自费"

@@ -48,3 +48,14 @@ def test_format_trace_one_line_per_step() -> None:
 def test_format_step_unknown_name() -> None:
     with pytest.raises(ValueError, match="unknown trace step"):
         format_step(TraceStep("bonus", 0, 0, 0, 0, 0))
+
+
+def test_fully_self_paid_line_named_as_such():
+    from settlement.types import LineResult
+
+    step = TraceStep("line", 0, 55000, 10000, 0, -1)
+    class_c = LineResult("1", 55000, 55000, 0, 0, 0)
+    class_b = LineResult("1", 55000, 0, 0, 55000, 0)
+    assert format_trace([step], line_results=[class_c]) == "明细1 金额 550.00 全自费"
+    assert format_trace([step], "en", line_results=[class_c]) == "line 1: amount 550.00, fully self-paid"
+    assert format_trace([step], line_results=[class_b]) == format_step(step)

@@ -43,6 +43,25 @@ EXIT_OK = 0
 EXIT_DIFFERENCE = 1
 EXIT_BAD_INPUT = 2
 
+# Chinese names of the year-to-date accumulators, shown beside the key in the table.
+ACCUMULATOR_LABELS_ZH = {
+    "acct_balc": "个人账户余额",
+    "op_dedc_used": "门诊已用起付线",
+    "op_dedc_used_primary": "门诊已用起付线（基层）",
+    "op_dedc_used_hospital": "门诊已用起付线（二三级）",
+    "op_fund_paid": "门诊统筹已支付",
+    "ip_admission_count": "本年住院次数",
+    "ip_inscp_cum": "住院政策范围内累计",
+    "ip_fund_paid": "住院统筹已支付",
+    "hifob_paid": "大额补助已支付",
+    "chronic_dedc_used": "门诊慢特病已用起付线",
+    "cii_base_cum": "大病保险累计基数",
+    "hifmi_paid": "大病保险已支付",
+    "cvlserv_paid": "公务员补助已支付",
+    "maf_paid": "医疗救助已支付",
+    "family_acct_balc": "共济账户余额",
+}
+
 OUTPUT_LABELS_ZH = {
     "medfee_sumamt": "医疗费总额",
     "fulamt_ownpay_amt": "全自费金额",
@@ -332,7 +351,7 @@ def render_table(explanation: Explanation, lang: str) -> str:
     for name, result in explanation.sections.items():
         lines.append("")
         lines.append(f"  [{name if english else SECTION_LABELS_ZH.get(name, name)}]")
-        lines.extend(f"    {step}" for step in format_trace(result.trace, lang).splitlines())
+        lines.extend(f"    {step}" for step in format_trace(result.trace, lang, line_results=result.lines).splitlines())
         lines.append("")
         for field in SETTLEMENT_OUTPUT_FIELDS:
             label = field if english else f"{OUTPUT_LABELS_ZH[field]} {field}"
@@ -341,7 +360,8 @@ def render_table(explanation: Explanation, lang: str) -> str:
     lines.append("")
     lines.append(f"  [{'accumulators after' if english else '结算后累计值'}]")
     for key, value in explanation.accumulators_after.items():
-        lines.append(f"    {_left(key, 44)}{_right(str(_accumulator_text(key, value)), 16)}")
+        label = key if english else f"{ACCUMULATOR_LABELS_ZH.get(key, '')} {key}".strip()
+        lines.append(f"    {_left(label, 44)}{_right(str(_accumulator_text(key, value)), 16)}")
     if explanation.family_account_balc_after is not None:
         label = "family account balance after" if english else "共济账户余额"
         lines.append(f"    {_left(label, 44)}{_right(format_amount(explanation.family_account_balc_after), 16)}")
