@@ -60,11 +60,13 @@ def run_server(config, *, host: str, port: int, graceful_timeout: float = 30.0) 
 
     from adapters.server.app import SettlementApp
     from adapters.server.wiring import build_services, close_services
+    from adapters.services.http import mount_services
 
     async def startup():
         return await build_services(config)
 
-    app = SettlementApp(startup=startup, shutdown=close_services)
+    # The card, employment, pension and self-service routes share the server's services.
+    app = mount_services(SettlementApp(startup=startup, shutdown=close_services))
     server_config = uvicorn.Config(
         app,
         host=host,

@@ -19,6 +19,7 @@ import asyncpg
 import msgspec
 
 from adapters.server import handlers_settle, handlers_visit, state
+from adapters.server.admission import Admission, Rejection
 from adapters.server.handlers_visit import Call
 from adapters.server.services import Services
 from settlement import signing
@@ -43,12 +44,7 @@ _JSON_HEADERS = [(b"content-type", b"application/json; charset=utf-8")]
 CLOCK_HEADER = "x-settlement-clock"
 
 
-class _Reject(Exception):
-    """A transport-level rejection, sent with its own HTTP status."""
-
-    def __init__(self, status: int, error: SettlementError) -> None:
-        self.status = status
-        self.error = error
+_Reject = Rejection
 
 
 class SettlementApp:
@@ -173,34 +169,69 @@ class SettlementApp:
             input=inputs.decode_input(infno, raw_input), digest=digest, now=self._now(headers),
         )
 
+        window = services.config.timestamp_window
+        admission = Admission(
+            fixmedins_code=institution.fixmedins_code, nonce=nonce, signed_at=signed_at, keep_seconds=2 * window, msgid=msgid,
+            sign_no=(envelope.sign_no or "") if infno in _NEEDS_SIGN_IN else None,
+        )
+        admitting = handlers_settle.ADMITTING_HANDLERS.get(infno)
+        if admitting is not None:
+            try:
+                decoded = admitting.decode(call.input)
+            except SettlementError:
+                # The ordinary path below reports this error after the nonce and sign-in checks, as for other transactions.
+                admitting = None
+        if admitting is not None:
+            return await self._run_admitting(admitting, decoded, call, admission)
+
+        # The nonce is stored in the same transaction as the sign-in and replay checks, so a
+        # request costs one commit before its handler. A nonce is kept once the request
+        # reaches this point, whatever the handler then decides.
         async with services.db.transaction() as conn:
-            # The nonce is stored in the same transaction as the sign-in and replay checks, so a
-            # request costs one commit before its handler. A nonce is kept once the request
-            # reaches this point, whatever the handler then decides.
-            window = services.config.timestamp_window
-            if not await state.remember_nonce(conn, institution.fixmedins_code, nonce, signed_at, 2 * window):
-                raise _Reject(401, SettlementError(ErrorCode.NONCE_REUSED, field=signing.HEADER_NONCE, value=nonce))
-            if infno in _NEEDS_SIGN_IN:
-                sign_no = envelope.sign_no
-                if not sign_no or not await state.sign_in_is_live(conn, institution.fixmedins_code, sign_no):
-                    raise SettlementError(
-                        ErrorCode.SIGN_IN_REQUIRED, field="sign_no", value=sign_no or "",
-                        detail="请先用 9001 签到", detail_en="sign in with 9001 first",
-                    )
-            stored = await state.find_message(conn, institution.fixmedins_code, msgid)
+            stored = await admission.admit(conn, services.db.dialect)
         if stored is not None:
             return _replay(stored, infno, digest, msgid, services, call.now)
 
         try:
             output = await handler(call)
-        except (sqlite3.IntegrityError, asyncpg.UniqueViolationError):
-            # A concurrent twin of this message may have won the race; answer as a retry if so.
-            async with services.db.transaction() as conn:
-                stored = await state.find_message(conn, institution.fixmedins_code, msgid)
-            if stored is None:
-                raise
-            return _replay(stored, infno, digest, msgid, services, call.now)
+        except (sqlite3.IntegrityError, asyncpg.UniqueViolationError) as error:
+            return await self._twin_answer(call, error)
         return _success(output, services, call.now)
+
+    async def _run_admitting(self, admitting: handlers_settle.AdmittingHandler, decoded: Any, call: Call, admission: Admission) -> bytes:
+        """Run a handler that does the admission checks in its own transaction (one commit per request).
+
+        When the handler fails after the checks passed, its transaction and the nonce in it
+        are rolled back. The nonce is then stored on its own here, so that a replay of the
+        same signed request is rejected, as on the ordinary path.
+        """
+        try:
+            output = await admitting.run(call, decoded, admission)
+        except Exception as error:
+            if admission.passed:
+                await self._keep_nonce(admission)
+            if isinstance(error, (sqlite3.IntegrityError, asyncpg.UniqueViolationError)):
+                return await self._twin_answer(call, error)
+            raise
+        if isinstance(output, state.StoredMessage):
+            return _replay(output, call.infno, call.digest, call.msgid, self.services, call.now)
+        return _success(output, self.services, call.now)
+
+    async def _keep_nonce(self, admission: Admission) -> None:
+        try:
+            async with self.services.db.transaction() as conn:
+                await state.remember_nonce(conn, admission.fixmedins_code, admission.nonce, admission.signed_at, admission.keep_seconds)
+        except (sqlite3.Error, asyncpg.PostgresError, OSError) as error:
+            # The request fails anyway. Its nonce stays unrecorded, so a replay would not be rejected for it.
+            logger.warning("server: nonce not stored fixmedins_code=%s msgid=%s error=%s", admission.fixmedins_code, admission.msgid, error)
+
+    async def _twin_answer(self, call: Call, error: Exception) -> bytes:
+        """Return the stored output for a request whose message record lost a race to a concurrent twin, or re-raise ``error``."""
+        async with self.services.db.transaction() as conn:
+            stored = await state.find_message(conn, call.code, call.msgid)
+        if stored is None:
+            raise error
+        return _replay(stored, call.infno, call.digest, call.msgid, self.services, call.now)
 
     async def _authenticate(self, headers: dict[str, str], body: bytes) -> tuple[Institution, str, int]:
         """Check the ``x-tif-*`` headers; return the institution, the nonce and the time it was checked (unix seconds)."""

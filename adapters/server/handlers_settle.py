@@ -8,30 +8,51 @@ and the ledger writes the result. A pre-settlement computes the same way and wri
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
 
 from adapters.server import state
+from adapters.server.admission import Admission
 from adapters.server.claims import Claim, resolve_claim
 from adapters.server.handlers_visit import Call, resolve_person
+from adapters.services import hooks as service_hooks
 from settlement import engine, visits
 from settlement.errors import ErrorCode, SettlementError
 from settlement.persons import Person
 from settlement.protocol import outputs, requests
 from settlement.store import CancelRequest, SettlementPlan, SettlementRecord, SettlementRequest
 
-__all__ = ["HANDLERS"]
+__all__ = ["ADMITTING_HANDLERS", "AdmittingHandler", "HANDLERS", "settle_request"]
 
 
-async def _person_with_credential(conn, psn_no: str, cert_type: str, cert_no: str, field: str) -> Person:
+async def _named_person(conn, psn_no: str, field: str) -> Person:
     person = await state.person_by_psn_no(conn, psn_no)
     if person is None:
         raise SettlementError(ErrorCode.UNKNOWN_PERSON, field=f"{field}.psn_no", value=psn_no)
-    holder = await resolve_person(conn, cert_type, cert_no, f"{field}.mdtrt_cert_no")
+    return person
+
+
+async def _person_with_credential(conn, psn_no: str, cert_type: str, cert_no: str, field: str) -> Person:
+    """Return the named person after checking that the credential is theirs.
+
+    The credential's holder is read first, and when it is the named person that one read
+    serves both. The errors keep their order: an unknown ``psn_no`` is reported before
+    any error of the credential.
+    """
+    try:
+        holder = await resolve_person(conn, cert_type, cert_no, f"{field}.mdtrt_cert_no")
+    except SettlementError:
+        await _named_person(conn, psn_no, field)
+        raise
+    if holder is not None and holder.psn_no == psn_no:
+        return holder
+    person = await _named_person(conn, psn_no, field)
     return visits.check_credential(holder, cert_type, cert_no, person.psn_no, f"{field}.mdtrt_cert_no")
 
 
 async def _batch_claim(call: Call, req: requests.SettleRequest, conn) -> tuple[Claim, list[state.StoredLine]]:
     """Read the visit, person and stored lines of a 2206/2207 batch on ``conn`` and check the claimed total."""
-    visit = await state.visit_by_id(conn, req.mdtrt_id, call.code)
+    visit, stored = await state.visit_with_batch_lines(conn, req.mdtrt_id, call.code, req.chrg_bchno)
     if visit is None:
         raise SettlementError(ErrorCode.UNKNOWN_VISIT, field="input.data.mdtrt_id", value=req.mdtrt_id)
     if visit.cancelled:
@@ -42,7 +63,8 @@ async def _batch_claim(call: Call, req: requests.SettleRequest, conn) -> tuple[C
             detail=f"就诊 {req.mdtrt_id} 的人员", detail_en=f"the person of visit {req.mdtrt_id}",
         )
     person = await _person_with_credential(conn, req.psn_no, req.cert_type, req.cert_no, "input.data")
-    stored = await state.live_lines_of_batch(conn, req.mdtrt_id, req.chrg_bchno)
+    # From a retirement's effective date on, the person settles in the retired group.
+    person = await service_hooks.person_on(conn, person, call.now.date())
 
     if not stored:
         raise SettlementError(ErrorCode.NO_DETAILS, field="input.data.chrg_bchno", value=req.chrg_bchno)
@@ -141,18 +163,35 @@ async def _ledger_settle(call: Call, claim: Claim, *, mdtrt_id: str, chrg_bchno:
 
 async def settle(call: Call) -> bytes:
     req = requests.read_settle(call.input)
+    return await settle_request(call, req, None)
+
+
+async def settle_request(call: Call, req: requests.SettleRequest, admission: Admission | None) -> bytes | state.StoredMessage:
+    """Settle a decoded 2207; with ``admission``, also run the request's nonce, sign-in and msgid checks.
+
+    The checks then share the settlement's own transaction, so the server commits once per
+    settlement beside the ledger. For a message id with a stored output, the stored
+    message is returned for the caller to replay.
+    """
     if call.services.db.dialect == "postgres":
-        return await _settle_holding_visit_lock(call, req)
-    return await _settle_with_guard(call, req)
+        return await _settle_holding_visit_lock(call, req, admission)
+    return await _settle_with_guard(call, req, admission)
 
 
-async def _settle_holding_visit_lock(call: Call, req: requests.SettleRequest) -> bytes:
+async def _settle_holding_visit_lock(call: Call, req: requests.SettleRequest, admission: Admission | None) -> bytes | state.StoredMessage:
     """Settle inside a transaction that holds the visit's lock until the output is recorded.
 
     2204, 2205 and 2202 of the same visit, from any process, wait for the lock, so the lines
-    read here are the lines the ledger settles.
+    read here are the lines the ledger settles. The nonce, the visit lock and the message
+    record all ride on this one transaction.
     """
-    async with call.services.db.visit_transaction(req.mdtrt_id) as conn:
+    db = call.services.db
+    context = db.visit_transaction(req.mdtrt_id) if admission is None else db.transaction()
+    async with context as conn:
+        if admission is not None:
+            stored = await admission.admit(conn, db.dialect, lock_visit=req.mdtrt_id)
+            if stored is not None:
+                return stored
         claim, _ = await _batch_claim(call, req, conn)
         record = await _ledger_settle(
             call, claim, mdtrt_id=req.mdtrt_id, chrg_bchno=req.chrg_bchno, med_type=req.med_type, insutype=req.insutype,
@@ -163,16 +202,29 @@ async def _settle_holding_visit_lock(call: Call, req: requests.SettleRequest) ->
     return output
 
 
-async def _settle_with_guard(call: Call, req: requests.SettleRequest) -> bytes:
+async def _settle_with_guard(call: Call, req: requests.SettleRequest, admission: Admission | None) -> bytes | state.StoredMessage:
     """Settle on SQLite: read the lines, then let the ledger's compute step check them again.
 
     SQLite has one write lock, and the ledger holds it while it computes and commits, so
     the server cannot hold it too. The guard re-reads the batch's live lines there; a 2204,
     2205 or 2202 that committed since the first read makes the settlement fail unwritten.
+
+    The first transaction only reads, and the nonce is stored with the message record, so
+    the server's writes cost one fsync. Two requests with the same nonce carry the same
+    signed body and msgid, so the ledger settles them once. The one that stores the nonce
+    second is rejected.
     """
     db = call.services.db
-    async with db.transaction() as conn:
-        claim, stored = await _batch_claim(call, req, conn)
+    stored_message = None
+    async with db.read_transaction() as conn:
+        if admission is not None:
+            stored_message = await admission.check(conn)
+        if stored_message is None:
+            claim, stored = await _batch_claim(call, req, conn)
+    if stored_message is not None:
+        async with db.transaction() as conn:
+            await admission.keep_nonce(conn)
+        return stored_message
     expected = tuple(sorted((line.feedetl_sn, line.amount) for line in stored))
 
     def guard() -> None:
@@ -188,6 +240,8 @@ async def _settle_with_guard(call: Call, req: requests.SettleRequest) -> bytes:
     )
     output = _settle_answer(claim, record, req.cert_type)
     async with db.transaction() as conn:
+        if admission is not None:
+            await admission.keep_nonce(conn)
         await call.record(conn, output)
     return output
 
@@ -241,6 +295,7 @@ def _pharmacy_visit_id(fixmedins_code: str, msgid: str) -> str:
 async def _drug_claim(call: Call, sale: requests.DrugSale) -> tuple[Claim, list]:
     async with call.services.db.transaction() as conn:
         person = await _person_with_credential(conn, sale.psn_no, sale.cert_type, sale.cert_no, "input.druginfo")
+        person = await service_hooks.person_on(conn, person, call.now.date())
     visits.check_claim_total("input.druginfo.medfee_sumamt", sale.medfee_sumamt, "drugdetail", [line.amount for line in sale.lines])
 
     catalog = call.services.rules.catalog
@@ -322,6 +377,19 @@ async def pharmacy_cancel(call: Call) -> bytes:
         await call.record(conn, output)
     return output
 
+
+class AdmittingHandler(NamedTuple):
+    """A handler that runs the request's admission checks inside its own transaction.
+
+    ``decode`` reads the input node; when it raises, the caller takes the ordinary path,
+    which reports the same error after the checks.
+    """
+
+    decode: Callable[[object], Any]
+    run: Callable[[Call, Any, Admission], Awaitable[bytes | state.StoredMessage]]
+
+
+ADMITTING_HANDLERS = {"2207": AdmittingHandler(requests.read_settle, settle_request)}
 
 HANDLERS = {
     "2206": pre_settle,

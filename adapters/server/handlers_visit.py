@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from adapters.server import claims, state
 from adapters.server.services import Services
+from adapters.services import hooks as service_hooks
 from settlement import visits
 from settlement.errors import ErrorCode, SettlementError
 from settlement.persons import Institution, Person
@@ -48,9 +49,14 @@ class Call:
 async def resolve_person(conn: state.Connection, cert_type: str, cert_no: str, field: str) -> Person | None:
     """Find the person a credential names: 02 an ID number, 03 a card number, 01 an e-voucher token.
 
-    E-voucher tokens are issued by the national platform, which this engine does not reach,
-    so a type 01 credential is looked up as a person number.
+    Cards and tokens recorded by the card service come first, and a card of it that cannot
+    settle (lost, cancelled, not activated) is rejected here. Other e-voucher tokens are
+    issued by the national platform, which this engine does not reach, so they are looked
+    up as person numbers.
     """
+    psn_no = await service_hooks.person_for_credential(conn, cert_type, cert_no, field)
+    if psn_no is not None:
+        return await state.person_by_psn_no(conn, psn_no)
     if cert_type == codes.CERT_BY_ID:
         return await state.person_by_certno(conn, cert_no)
     if cert_type == codes.CERT_BY_CARD:

@@ -38,6 +38,7 @@ class Database(Protocol):
     dialect: str
 
     def transaction(self) -> contextlib.AbstractAsyncContextManager[Connection]: ...
+    def read_transaction(self) -> contextlib.AbstractAsyncContextManager[Connection]: ...
     def visit_transaction(self, mdtrt_id: str) -> contextlib.AbstractAsyncContextManager[Connection]: ...
     def batch_fingerprint(self, mdtrt_id: str, chrg_bchno: str) -> tuple: ...
     async def close(self) -> None: ...
@@ -99,6 +100,9 @@ class PostgresDatabase:
     async def transaction(self) -> AsyncIterator[Connection]:
         async with self._pool.acquire() as conn, conn.transaction():
             yield _PgConnection(conn)
+
+    def read_transaction(self) -> contextlib.AbstractAsyncContextManager[Connection]:
+        return self.transaction()
 
     @contextlib.asynccontextmanager
     async def visit_transaction(self, mdtrt_id: str) -> AsyncIterator[Connection]:
@@ -191,6 +195,17 @@ class SqliteDatabase:
                 await self._conn.execute("ROLLBACK")
                 raise
             await self._conn.execute("COMMIT")
+
+    @contextlib.asynccontextmanager
+    async def read_transaction(self) -> AsyncIterator[Connection]:
+        """Open a transaction for reads only: a deferred ``BEGIN`` takes no write lock, so the
+        ledger's writer connection is not kept waiting, and its ``COMMIT`` writes nothing."""
+        async with self._lock:
+            await self._conn.execute("BEGIN")
+            try:
+                yield _SqliteConnection(self._conn)
+            finally:
+                await self._conn.execute("COMMIT")
 
     def visit_transaction(self, mdtrt_id: str) -> contextlib.AbstractAsyncContextManager[Connection]:
         """Open a write transaction: ``BEGIN IMMEDIATE`` takes SQLite's single write lock, which

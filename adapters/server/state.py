@@ -29,6 +29,7 @@ __all__ = [
     "person_by_card",
     "person_by_certno",
     "person_by_psn_no",
+    "prune_nonces_if_due",
     "record_message",
     "remember_nonce",
     "sign_in",
@@ -38,6 +39,7 @@ __all__ = [
     "upsert_institution",
     "upsert_person",
     "visit_by_id",
+    "visit_with_batch_lines",
 ]
 
 _PERSON_COLUMNS = (
@@ -99,22 +101,37 @@ def _person(row: Any, cards: list[Any]) -> Person:
     )
 
 
+_PERSON_WITH_CARDS = (
+    "SELECT " + ", ".join(f"p.{name.strip()}" for name in _PERSON_COLUMNS.split(",")) + ", c.card_no, c.card_sn"
+    " FROM srv_person p LEFT JOIN srv_card c ON c.psn_no = p.psn_no WHERE p.psn_no = $1 ORDER BY c.card_no"
+)
+
+
 async def person_by_psn_no(conn: Connection, psn_no: str) -> Person | None:
-    row = await conn.fetchrow(f"SELECT {_PERSON_COLUMNS} FROM srv_person WHERE psn_no = $1", psn_no)
-    if row is None:
+    # One round trip: one row per card, or one row with NULL card columns for a person without cards.
+    rows = await conn.fetch(_PERSON_WITH_CARDS, psn_no)
+    if not rows:
         return None
-    cards = await conn.fetch("SELECT card_no, card_sn FROM srv_card WHERE psn_no = $1 ORDER BY card_no", psn_no)
-    return _person(row, cards)
+    return _person(rows[0], [row for row in rows if row["card_no"] is not None])
 
 
 async def person_by_certno(conn: Connection, certno: str) -> Person | None:
-    psn_no = await conn.fetchval("SELECT psn_no FROM srv_person WHERE certno = $1", certno)
-    return None if psn_no is None else await person_by_psn_no(conn, psn_no)
+    rows = await conn.fetch(_PERSON_WITH_CARDS.replace("p.psn_no = $1", "p.certno = $1"), certno)
+    if not rows:
+        return None
+    return _person(rows[0], [row for row in rows if row["card_no"] is not None])
+
+
+_PERSON_BY_CARD = _PERSON_WITH_CARDS.replace(
+    " WHERE p.psn_no = $1", " WHERE p.psn_no = (SELECT k.psn_no FROM srv_card k WHERE k.card_no = $1)"
+)
 
 
 async def person_by_card(conn: Connection, card_no: str) -> Person | None:
-    psn_no = await conn.fetchval("SELECT psn_no FROM srv_card WHERE card_no = $1", card_no)
-    return None if psn_no is None else await person_by_psn_no(conn, psn_no)
+    rows = await conn.fetch(_PERSON_BY_CARD, card_no)
+    if not rows:
+        return None
+    return _person(rows[0], [row for row in rows if row["card_no"] is not None])
 
 
 async def sign_in(conn: Connection, fixmedins_code: str, opter_no: str, sign_time: str) -> str:
@@ -148,6 +165,12 @@ _NONCE_PRUNE_EVERY = 1000
 _nonce_calls = itertools.count()
 
 
+async def prune_nonces_if_due(conn: Connection, now: int, keep_seconds: int) -> None:
+    """Delete the nonces older than the window, on one call in ``_NONCE_PRUNE_EVERY``."""
+    if next(_nonce_calls) % _NONCE_PRUNE_EVERY == 0:
+        await conn.execute("DELETE FROM srv_nonce WHERE seen_at < $1", now - keep_seconds)
+
+
 async def remember_nonce(conn: Connection, fixmedins_code: str, nonce: str, now: int, keep_seconds: int) -> bool:
     """Store a nonce; return False when the institution already used it inside the window.
 
@@ -155,8 +178,7 @@ async def remember_nonce(conn: Connection, fixmedins_code: str, nonce: str, now:
     or it changes nothing and returns no row (a reuse). The database's unique key makes this
     hold for concurrent requests in any process.
     """
-    if next(_nonce_calls) % _NONCE_PRUNE_EVERY == 0:
-        await conn.execute("DELETE FROM srv_nonce WHERE seen_at < $1", now - keep_seconds)
+    await prune_nonces_if_due(conn, now, keep_seconds)
     stored = await conn.fetchval(
         "INSERT INTO srv_nonce (fixmedins_code, nonce, seen_at) VALUES ($1, $2, $3)"
         " ON CONFLICT (fixmedins_code, nonce) DO UPDATE SET seen_at = excluded.seen_at WHERE srv_nonce.seen_at < $4"
@@ -255,16 +277,20 @@ class StoredLine:
 
     __slots__ = tuple(name.strip() for name in _LINE_COLUMNS.split(","))
 
-    def __init__(self, row: Any) -> None:
-        for name in self.__slots__:
-            setattr(self, name, row[name])
+    def __init__(self, values: Any) -> None:
+        """Take the ``_LINE_COLUMNS`` values in order (a row of a query that selects exactly those)."""
+        (
+            self.feedetl_sn, self.chrg_bchno, self.init_feedetl_sn, self.rxno, self.fee_ocur_time, self.med_list_codg,
+            self.medins_list_codg, self.amount, self.price_micro, self.quantity, self.charge_class, self.selfpay_prop,
+            self.price_cap_micro, self.fulamt_ownpay_amt, self.overlmt_amt, self.preselfpay_amt, self.inscp_scp_amt, self.seq,
+        ) = values
 
 
 async def live_lines_of_visit(conn: Connection, mdtrt_id: str) -> list[StoredLine]:
     rows = await conn.fetch(
         f"SELECT {_LINE_COLUMNS} FROM srv_fee_line WHERE mdtrt_id = $1 AND cancelled_by IS NULL ORDER BY seq", mdtrt_id
     )
-    return [StoredLine(row) for row in rows]
+    return [StoredLine(tuple(row)) for row in rows]
 
 
 async def live_lines_of_batch(conn: Connection, mdtrt_id: str, chrg_bchno: str) -> list[StoredLine]:
@@ -272,7 +298,31 @@ async def live_lines_of_batch(conn: Connection, mdtrt_id: str, chrg_bchno: str) 
         f"SELECT {_LINE_COLUMNS} FROM srv_fee_line WHERE mdtrt_id = $1 AND chrg_bchno = $2 AND cancelled_by IS NULL ORDER BY seq",
         mdtrt_id, chrg_bchno,
     )
-    return [StoredLine(row) for row in rows]
+    return [StoredLine(tuple(row)) for row in rows]
+
+
+_VISIT_COLUMNS = "mdtrt_id, fixmedins_code, psn_no, insutype, med_type, begntime, mdtrt_cert_type, ipt_otp_no, dise_codg, cancelled_by"
+_VISIT_WIDTH = len(_VISIT_COLUMNS.split(","))
+_VISIT_WITH_BATCH = (
+    "SELECT " + ", ".join(f"v.{name.strip()}" for name in _VISIT_COLUMNS.split(","))
+    + ", " + ", ".join(f"l.{name.strip()}" for name in _LINE_COLUMNS.split(","))
+    + " FROM srv_visit v LEFT JOIN srv_fee_line l ON l.mdtrt_id = v.mdtrt_id AND l.chrg_bchno = $3 AND l.cancelled_by IS NULL"
+    " WHERE v.mdtrt_id = $1 AND v.fixmedins_code = $2 ORDER BY l.seq"
+)
+
+
+async def visit_with_batch_lines(conn: Connection, mdtrt_id: str, fixmedins_code: str, chrg_bchno: str) -> tuple[StoredVisit | None, list[StoredLine]]:
+    """Return the institution's visit and the live lines of one of its charge batches, in one round trip.
+
+    The same as ``visit_by_id`` followed by ``live_lines_of_batch``: the visit's row repeats
+    on each line, or comes once with NULL line columns when the batch has no live line.
+    """
+    rows = await conn.fetch(_VISIT_WITH_BATCH, mdtrt_id, fixmedins_code, chrg_bchno)
+    if not rows:
+        return None, []
+    values = [tuple(row) for row in rows]
+    lines = [StoredLine(row[_VISIT_WIDTH:]) for row in values if row[_VISIT_WIDTH] is not None]
+    return StoredVisit(rows[0]), lines
 
 
 async def insert_lines(conn: Connection, mdtrt_id: str, msgid: str, rows: list[tuple]) -> None:

@@ -1,0 +1,125 @@
+"""The nonce, sign-in and message-id checks of a signed request, run inside the caller's transaction.
+
+On PostgreSQL one statement stores the nonce, checks the sign-in, looks up the message id
+and, for a settlement, takes the visit's advisory lock. Admitting a request then costs one
+round trip of the transaction that also does its work and commits once. On SQLite the
+settlement path only reads here and stores the nonce with the answer (``keep_nonce``),
+because each SQLite write transaction costs an fsync of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from adapters.server import state
+from adapters.server.sqldb import VISIT_LOCK_CLASS, Connection
+from settlement import signing
+from settlement.errors import ErrorCode, SettlementError
+
+__all__ = ["Admission", "Rejection"]
+
+
+class Rejection(Exception):
+    """A transport-level rejection, sent with its own HTTP status."""
+
+    def __init__(self, status: int, error: SettlementError) -> None:
+        self.status = status
+        self.error = error
+
+
+# The nonce insert decides reuse for concurrent requests in any process (the primary key
+# makes a twin wait for the first insert's transaction). Subqueries read the sign-in and the
+# message. The locking variant also takes the visit's transaction-scoped advisory lock. The
+# statement's snapshot is taken before the lock, so reads that must follow the lock come later.
+_PG_ADMIT = (
+    "WITH stored_nonce AS ("
+    " INSERT INTO srv_nonce (fixmedins_code, nonce, seen_at) VALUES ($1, $2, $3)"
+    " ON CONFLICT (fixmedins_code, nonce) DO UPDATE SET seen_at = excluded.seen_at WHERE srv_nonce.seen_at < $4"
+    " RETURNING 1)"
+    " SELECT EXISTS (SELECT 1 FROM stored_nonce) AS nonce_new,"
+    " EXISTS (SELECT 1 FROM srv_sign_in WHERE sign_no = $5 AND fixmedins_code = $1 AND sign_out_time IS NULL) AS signed_in,"
+    " m.infno, m.digest, m.output{lock}"
+    " FROM (SELECT 1) AS one LEFT JOIN srv_message m ON m.fixmedins_code = $1 AND m.msgid = $6"
+)
+_PG_ADMIT_PLAIN = _PG_ADMIT.format(lock="")
+_PG_ADMIT_LOCKING = _PG_ADMIT.format(lock=", (SELECT count(*) FROM (SELECT pg_advisory_xact_lock($7, hashtext($8))) AS taken) AS locked")
+
+# Read-only form for SQLite: a nonce is reused when it was stored inside the window.
+_CHECK = (
+    "SELECT EXISTS (SELECT 1 FROM srv_nonce WHERE fixmedins_code = $1 AND nonce = $2 AND seen_at >= $3) AS nonce_seen,"
+    " EXISTS (SELECT 1 FROM srv_sign_in WHERE sign_no = $4 AND fixmedins_code = $1 AND sign_out_time IS NULL) AS signed_in,"
+    " m.infno, m.digest, m.output"
+    " FROM (SELECT 1) AS one LEFT JOIN srv_message m ON m.fixmedins_code = $1 AND m.msgid = $5"
+)
+
+
+@dataclasses.dataclass
+class Admission:
+    """The replay-protection facts of one authenticated request.
+
+    ``signed_at`` is the server time of the signature check (unix seconds). ``sign_no`` is
+    None for the transactions that need no sign-in. ``passed`` becomes True once the nonce
+    was new and the sign-in live, which is when the nonce must be kept whatever follows.
+    """
+
+    fixmedins_code: str
+    nonce: str
+    signed_at: int
+    keep_seconds: int
+    msgid: str
+    sign_no: str | None
+    passed: bool = False
+
+    async def admit(self, conn: Connection, dialect: str, *, lock_visit: str | None = None) -> state.StoredMessage | None:
+        """Store the nonce, check the sign-in and return the stored output of the message id, if any.
+
+        Raises the nonce-reuse rejection or SIGN_IN_REQUIRED. On PostgreSQL ``lock_visit``
+        names a visit whose advisory lock the transaction then holds until it ends.
+        """
+        if dialect != "postgres":
+            await self.keep_nonce(conn)
+            # The insert above decided on the nonce, so the statement's nonce column is ignored.
+            row = await conn.fetchrow(_CHECK, self.fixmedins_code, self.nonce, self.signed_at, self.sign_no or "", self.msgid)
+            return self._finish(row)
+
+        await state.prune_nonces_if_due(conn, self.signed_at, self.keep_seconds)
+        args = [self.fixmedins_code, self.nonce, self.signed_at, self.signed_at - self.keep_seconds, self.sign_no or "", self.msgid]
+        if lock_visit is None:
+            row = await conn.fetchrow(_PG_ADMIT_PLAIN, *args)
+        else:
+            row = await conn.fetchrow(_PG_ADMIT_LOCKING, *args, VISIT_LOCK_CLASS, lock_visit)
+        if not row["nonce_new"]:
+            raise self._nonce_reused()
+        return self._finish(row)
+
+    async def check(self, conn: Connection) -> state.StoredMessage | None:
+        """Check without writing: raise on a reused nonce or a missing sign-in, return the stored output if any.
+
+        The caller must then store the nonce with ``keep_nonce`` in the transaction that
+        records its output, and reject the request if that finds the nonce taken.
+        """
+        row = await conn.fetchrow(
+            _CHECK, self.fixmedins_code, self.nonce, self.signed_at - self.keep_seconds, self.sign_no or "", self.msgid
+        )
+        if row["nonce_seen"]:
+            raise self._nonce_reused()
+        return self._finish(row)
+
+    async def keep_nonce(self, conn: Connection) -> None:
+        """Store the nonce after ``check``; raise the nonce-reuse rejection if a concurrent twin stored it first."""
+        if not await state.remember_nonce(conn, self.fixmedins_code, self.nonce, self.signed_at, self.keep_seconds):
+            raise self._nonce_reused()
+
+    def _finish(self, row) -> state.StoredMessage | None:
+        if self.sign_no is not None and not row["signed_in"]:
+            raise SettlementError(
+                ErrorCode.SIGN_IN_REQUIRED, field="sign_no", value=self.sign_no,
+                detail="请先用 9001 签到", detail_en="sign in with 9001 first",
+            )
+        self.passed = True
+        if row["infno"] is None:
+            return None
+        return state.StoredMessage(row["infno"], row["digest"], row["output"])
+
+    def _nonce_reused(self) -> Rejection:
+        return Rejection(401, SettlementError(ErrorCode.NONCE_REUSED, field=signing.HEADER_NONCE, value=self.nonce))
