@@ -20,8 +20,8 @@ claim per call, taking the next claim of a pool each time:
 the part of every per-claim figure that is not settlement.
 
 The batch groups settle 100,000 claims of 20 lines through ``settle_arrays`` on arrays
-built beforehand. ``settle_arrays`` allocates its output arrays on every call, so one
-variant calls ``_core.settle_batch`` with output arrays allocated once. The peers settle
+built beforehand. Plain ``settle_arrays`` allocates its output arrays on every call; one
+variant passes ``out=`` so they are allocated once and reused. The peers settle
 the first 1,000 of the same claims.
 """
 
@@ -154,19 +154,11 @@ def test_batch_kernel(bench, benchmark, batch_arrays):
 
 
 def test_batch_kernel_reused_buffers(bench, benchmark, batch_arrays):
-    """Call the kernel's batch entry directly with output arrays allocated once, not per call."""
+    """Settle the batch into output arrays allocated once (``settle_arrays(out=...)``), not per call."""
     benchmark.group = "batch-100k-claims"
-    batch = batch_arrays
-    claims = len(batch.param_rows)
-    outputs = np.zeros((claims, _core.O_WIDTH), dtype=np.int64)
-    after = np.zeros((claims, _core.A_COUNT), dtype=np.int64)
-    line_results = np.zeros((len(batch.lines), _core.LR_WIDTH), dtype=np.int64)
-    status = np.zeros(claims, dtype=np.int32)
-    run = functools.partial(
-        _core.settle_batch, batch.param_table, batch.param_rows, batch.line_offsets, batch.lines, batch.flags,
-        batch.accumulators, outputs, after, line_results, status,
-    )
-    assert bench(run, claims=BATCH_CLAIMS) == 0
+    reused = engine.settle_arrays(batch_arrays)
+    result = bench(functools.partial(engine.settle_arrays, batch_arrays, out=reused), claims=BATCH_CLAIMS)
+    assert result.failures == 0
 
 
 def test_batch_kernel_without_line_results(bench, benchmark, batch_arrays):

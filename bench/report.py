@@ -26,7 +26,7 @@ TARGET_BATCH_CLAIMS_PER_SECOND = 2_000_000
 PER_CLAIM_TESTS = ("engine_settle", "kernel_workspace", "reference", "zen")
 BATCH_TESTS = (
     ("batch_kernel", "`settle_arrays`, 1 thread, with line splits"),
-    ("batch_kernel_reused_buffers", "`_core.settle_batch`, 1 thread, with line splits, output arrays reused"),
+    ("batch_kernel_reused_buffers", "`settle_arrays(out=...)`, 1 thread, with line splits, output arrays reused"),
     ("batch_kernel_without_line_results", "`settle_arrays`, 1 thread, no line splits"),
     ("batch_kernel_two_threads", "`settle_arrays`, 2 threads, with line splits"),
     ("batch_build_arrays", "`build_batch` (ClaimInput objects to arrays)"),
@@ -121,7 +121,7 @@ def targets(found: dict) -> list[str]:
             f"{verdict(reference / engine >= TARGET_REFERENCE_RATIO)}; kernel call {reference / kernel:,.0f}×, "
             f"{verdict(reference / kernel >= TARGET_REFERENCE_RATIO)}."
         )
-    for name, label in (("batch_kernel", "`settle_arrays`"), ("batch_kernel_reused_buffers", "`_core.settle_batch` with reused output arrays")):
+    for name, label in (("batch_kernel", "`settle_arrays`"), ("batch_kernel_reused_buffers", "`settle_arrays(out=...)` with reused output arrays")):
         batch = found.get((name, None))
         if batch is None:
             continue

@@ -137,3 +137,21 @@ def test_batch_result_raises_for_failed_claim() -> None:
     result = engine.settle_arrays(broken)
     with pytest.raises(engine.KernelError, match="S_BAD_PARAMS"):
         engine.batch_result(SIMPLE_CLAIMS[:1], broken, result, 0)
+
+
+def test_batch_reuses_output_arrays():
+    claims = [simple_claim(amount, 5_000) for amount in (10_000, 250_000, 1_234_567)]
+    batch = engine.build_batch(claims)
+    first = engine.settle_arrays(batch)
+    second = engine.settle_arrays(batch, out=first)
+    assert second.outputs is first.outputs
+    assert second.failures == 0
+    for index, claim in enumerate(claims):
+        assert engine.batch_result(claims, batch, second, index) == engine.batch_result(claims, batch, engine.settle_arrays(batch), index)
+
+
+def test_batch_rejects_output_arrays_of_other_shape():
+    batch = engine.build_batch([simple_claim(10_000, 5_000)])
+    other = engine.settle_arrays(engine.build_batch([simple_claim(10_000, 5_000), simple_claim(20_000, 5_000)]))
+    with pytest.raises(ValueError):
+        engine.settle_arrays(batch, out=other)
