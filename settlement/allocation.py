@@ -8,8 +8,8 @@ Rule: each fund layer is shared in proportion to the lines' in-scope amounts. A 
 floored to the fen, and the fen left over go one each to the lines with the largest
 remainders, ties broken by ``feedetl_sn`` ascending. The account payment is then shared
 the same way in proportion to what each line leaves the person, and cash is the rest of
-the line (after the hospital's part, shared like a fund). The result depends only on the stored settlement, so it can be recomputed at
-any time and always gives the same answer.
+the line (after the hospital's part, shared like a fund). The result depends only on the stored settlement, so recomputing it at any time gives
+the same shares.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def allocate_lines(outputs: SettlementOutputs, lines: Sequence[LineResult]) -> l
     return allocations
 
 
-def _capacity(total: int, lines: Sequence[LineResult], taken: Sequence[int]) -> list[int]:
+def _capacity(total: int, lines: Sequence[LineResult], allocated: Sequence[int]) -> list[int]:
     """Return how much of each line a payment of ``total`` may still take, as sharing weights.
 
     Funds pay the in-scope part first. Only a layer that pays more than what is left of it
@@ -136,7 +136,7 @@ def _capacity(total: int, lines: Sequence[LineResult], taken: Sequence[int]) -> 
         [line.amount for line in lines],
     )
     for tier in tiers:
-        left = [max(0, room - used) for room, used in zip(tier, taken)]
+        left = [max(0, room - used) for room, used in zip(tier, allocated)]
         if sum(left) >= total:
             return left
     return left

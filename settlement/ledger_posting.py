@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
 
@@ -60,6 +60,7 @@ __all__ = [
     "request_digest",
     "reverse_postings",
     "reverse_result",
+    "settlement_posting_sides",
     "settlement_postings",
     "stored_deltas",
 ]
@@ -253,18 +254,53 @@ def _fund_accounts(admdvs: str, insutype: str) -> tuple[tuple[str, str], ...]:
     return tuple((f"fund:{admdvs}:{insutype}:{fund_pay_type(layer, insutype)}", field) for layer, field in FUND_LAYERS)
 
 
+def settlement_posting_sides(
+    admdvs: str,
+    insutype: str,
+    psn_no: str,
+    family_psn_no: str | None,
+    fixmedins_code: str,
+    amount: Callable[[str], int],
+) -> list[tuple[str, int, int]]:
+    """Return ``(account, debit, credit)`` of each line a settlement posts; zero amounts give no line.
+
+    ``amount(field)`` returns a national output field in fen. Replay reads it straight from
+    the kernel's output row, and the ledger from the output struct, so both post by the
+    same rules.
+    """
+    mutual_aid = amount("acct_mulaid_pay")
+    cash = amount("psn_cash_pay")
+    lines = [(account, amount(field), True) for account, field in _fund_accounts(admdvs, insutype)]
+    lines.append((f"personal:{psn_no}", amount("acct_pay") - mutual_aid, True))
+    if mutual_aid:
+        lines.append((f"personal:{family_psn_no}", mutual_aid, True))
+    lines.append((f"psn_cash:{admdvs}:{insutype}", cash, True))
+    lines.append((f"medins_payable:{fixmedins_code}", amount("fund_pay_sumamt") + amount("acct_pay"), False))
+    lines.append((f"medins_cash:{fixmedins_code}", cash, False))
+
+    sides = []
+    for account, value, normal_debit in lines:
+        if value == 0:
+            continue
+        # A negative amount (a reversal) goes on the other side.
+        if (value > 0) == normal_debit:
+            sides.append((account, abs(value), 0))
+        else:
+            sides.append((account, 0, abs(value)))
+    return sides
+
+
 def settlement_postings(request: SettlementRequest, outputs: SettlementOutputs) -> tuple[Posting, ...]:
     """Return the postings of a settlement from its national outputs (zero amounts give no line)."""
-    admdvs, insutype = request.insuplc_admdvs, request.insutype
-    own_acct_pay = outputs.acct_pay - outputs.acct_mulaid_pay
-    candidates = [_line(account, getattr(outputs, field), True) for account, field in _fund_accounts(admdvs, insutype)]
-    candidates.append(_line(f"personal:{request.psn_no}", own_acct_pay, True))
-    if outputs.acct_mulaid_pay:
-        candidates.append(_line(f"personal:{request.family_psn_no}", outputs.acct_mulaid_pay, True))
-    candidates.append(_line(f"psn_cash:{admdvs}:{insutype}", outputs.psn_cash_pay, True))
-    candidates.append(_line(f"medins_payable:{request.fixmedins_code}", outputs.fund_pay_sumamt + outputs.acct_pay, False))
-    candidates.append(_line(f"medins_cash:{request.fixmedins_code}", outputs.psn_cash_pay, False))
-    return tuple(posting for posting in candidates if posting is not None)
+    sides = settlement_posting_sides(
+        request.insuplc_admdvs,
+        request.insutype,
+        request.psn_no,
+        request.family_psn_no,
+        request.fixmedins_code,
+        functools.partial(getattr, outputs),
+    )
+    return tuple(Posting(account, debit=debit, credit=credit) for account, debit, credit in sides)
 
 
 def deposit_postings(request: DepositRequest) -> tuple[Posting, ...]:

@@ -128,7 +128,7 @@ class MedicalAssistanceParams(msgspec.Struct, frozen=True):
 
 
 class AccountParams(msgspec.Struct, frozen=True):
-    """What the personal account may pay."""
+    """Switches for the personal account: whether the person has one and which parts it may pay."""
 
     has_account: bool
     pays_fulamt: bool
@@ -139,8 +139,8 @@ class AccountParams(msgspec.Struct, frozen=True):
 class SchemeParams(msgspec.Struct, frozen=True):
     """The policy for one claim, already resolved for its medical type, person group and hospital level.
 
-    The rule loader builds this from a policy file; the kernel wrapper and the reference
-    model both settle from it, so it holds numbers and accumulator names only.
+    The rule loader builds this from a policy file. The kernel wrapper and the reference
+    model both settle from it, so it contains numbers and accumulator names only.
 
     ``deductible_basis``:
       * ``none``: no deductible.
@@ -303,7 +303,7 @@ class TraceStep(msgspec.Struct, frozen=True):
 
 
 class SettlementResult(msgspec.Struct, frozen=True):
-    """What settling a claim returns: outputs, per-line splits, fund rows, accumulators after and the trace."""
+    """Result of settling a claim: outputs, per-line splits, fund rows, accumulators after and the trace."""
 
     outputs: SettlementOutputs
     lines: tuple[LineResult, ...]

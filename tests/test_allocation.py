@@ -78,7 +78,7 @@ def test_reversal_allocation_mirrors_original(claim):
     reversal = engine.cancel(original, dict(claim.accumulators), original.accumulators_after)
     forward = allocate_lines(original.outputs, original.lines)
     backward = allocate_lines(reversal.outputs, reversal.lines)
-    for there, back in zip(forward, backward, strict=True):
-        assert back.feedetl_sn == there.feedetl_sn
-        assert back.fund_pay_sumamt == -there.fund_pay_sumamt
-        assert back.psn_cash_pay == -there.psn_cash_pay
+    for share, mirror in zip(forward, backward, strict=True):
+        assert mirror.feedetl_sn == share.feedetl_sn
+        assert mirror.fund_pay_sumamt == -share.fund_pay_sumamt
+        assert mirror.psn_cash_pay == -share.psn_cash_pay

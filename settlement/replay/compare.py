@@ -9,7 +9,6 @@ beyond building the arrays.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 import msgspec
@@ -19,7 +18,7 @@ from settlement import _core
 from settlement.compiled import ParamTable
 from settlement.engine import ClaimBatch, fund_layer_columns, settle, settle_arrays
 from settlement.errors import SettlementError
-from settlement.ledger_posting import FUND_LAYERS, STORED_ACCUMULATOR_KEYS, fund_pay_type
+from settlement.ledger_posting import STORED_ACCUMULATOR_KEYS, settlement_posting_sides
 from settlement.replay.record import OUTPUT_FIELDS, FundRow, PostingRow, ReplayRecord
 from settlement.replay.resolve import Resolver
 from settlement.replay.steps import parting_step
@@ -240,42 +239,25 @@ def _fund_rows(params: SchemeParams, row: list[int]) -> tuple[FundRow, ...]:
     return tuple(rows)
 
 
-@functools.lru_cache(maxsize=1024)
-def _fund_accounts(admdvs: str, insutype: str) -> tuple[tuple[str, int], ...]:
-    return tuple((f"fund:{admdvs}:{insutype}:{fund_pay_type(layer, insutype)}", OUTPUT_FIELDS.index(field))
-                 for layer, field in FUND_LAYERS)
-
-
-def _posting(account: str, amount: int, normal_debit: bool) -> PostingRow:
-    if (amount > 0) == normal_debit:
-        return PostingRow(account, abs(amount), 0)
-    return PostingRow(account, 0, abs(amount))
+# Column of each national output field in the kernel's output row.
+_OUTPUT_COLUMN = {name: column for column, name in enumerate(OUTPUT_FIELDS)}
 
 
 def _settlement_postings(record: ReplayRecord, row: list[int]) -> list[PostingRow]:
-    """Return the postings the ledger writes for these outputs, as ``ledger_posting.settlement_postings`` does.
+    """Return the postings the ledger writes for these outputs, by the ledger's own rules.
 
-    It works on the kernel's output row, because building the output struct and the
-    generic posting objects for millions of records costs more than the kernel itself.
-    The clean-ledger test keeps both in step.
+    It reads the kernel's output row directly, because building the output struct for
+    millions of records costs more than the kernel itself.
     """
-    postings = [_posting(account, row[column], True) for account, column in _fund_accounts(record.insuplc_admdvs, record.insutype)
-                if row[column]]
-    mutual_aid = row[_core.O_ACCT_MULAID_PAY]
-    own = row[_core.O_ACCT_PAY] - mutual_aid
-    if own:
-        postings.append(_posting(f"personal:{record.psn_no}", own, True))
-    if mutual_aid:
-        postings.append(_posting(f"personal:{record.family_psn_no}", mutual_aid, True))
-    cash = row[_core.O_PSN_CASH_PAY]
-    if cash:
-        postings.append(_posting(f"psn_cash:{record.insuplc_admdvs}:{record.insutype}", cash, True))
-    payable = row[_core.O_FUND_PAY_SUMAMT] + row[_core.O_ACCT_PAY]
-    if payable:
-        postings.append(_posting(f"medins_payable:{record.fixmedins_code}", payable, False))
-    if cash:
-        postings.append(_posting(f"medins_cash:{record.fixmedins_code}", cash, False))
-    return postings
+    sides = settlement_posting_sides(
+        record.insuplc_admdvs,
+        record.insutype,
+        record.psn_no,
+        record.family_psn_no,
+        record.fixmedins_code,
+        lambda field: row[_OUTPUT_COLUMN[field]],
+    )
+    return [PostingRow(account, debit, credit) for account, debit, credit in sides]
 
 
 def _postings_differ(recorded: Sequence[PostingRow], expected: Sequence[PostingRow]) -> bool:
