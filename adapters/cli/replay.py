@@ -36,7 +36,8 @@ __all__ = ["register", "run"]
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("replay", help="按规则重算已结算记录并核对 (replay settlements and compare)")
     parser.add_argument("inputs", nargs="*", type=Path, metavar="FILE",
-                        help="导出的记录文件 (.jsonl) 或结算向量 (.json)，或其所在目录 (record files, claim vectors or folders)")
+                        help="导出的记录文件 (.jsonl 或 columnar 目录) 或结算向量 (.json)，或其所在目录 "
+                             "(record files, columnar record folders, claim vectors, or folders of them)")
     parser.add_argument("--ledger", metavar="DSN", help="postgresql://... 或 sqlite://PATH (ledger address)")
     parser.add_argument("--from", dest="date_from", metavar="DATE", help="起始结算日期 yyyy-MM-dd (first settlement date)")
     parser.add_argument("--to", dest="date_to", metavar="DATE", help="截止结算日期 yyyy-MM-dd，含当日 (last settlement date, inclusive)")

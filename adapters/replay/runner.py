@@ -1,8 +1,9 @@
 """Run replay over work units: in this process, on a local process pool, or on a Dask cluster.
 
 Persons are independent, so the records are cut into units of whole persons (byte
-ranges of a grouped file, or in-memory partitions encoded as JSON Lines), every unit is
-replayed where it lands, and the results are merged. The hash chain needs all records
+ranges of a grouped file, row ranges of a columnar folder, or in-memory partitions
+encoded as JSON Lines), every unit is replayed where it lands, and the results are
+merged. The hash chain needs all records
 in ledger order, so units return each record's recomputed hash and the links are
 checked here, once.
 """
@@ -14,23 +15,44 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import TYPE_CHECKING
 
 import msgspec
 
+from adapters.replay.columnar import person_ranges, read_columns, read_manifest
 from adapters.replay.jsonl import file_chunks, read_header
 from adapters.replay.progress import replay_progress
 from adapters.replay.worker import UnitResult, WorkUnit, encode_records, run_unit
-from settlement.replay.chain import ChainBreak, ChainLink, check_links
+from settlement.replay.chain import ChainBreak, LinkColumns, check_link_columns
 from settlement.replay.compare import PartitionResult
 from settlement.replay.partition import partition_records
 from settlement.replay.record import ReplayRecord
 from settlement.replay.whatif import WhatIfResult
 
-__all__ = ["ReplayOptions", "ReplayOutcome", "run_replay", "units_from_file", "units_from_records"]
+if TYPE_CHECKING:
+    from dask.distributed import LocalCluster
+
+__all__ = [
+    "WORKER_MODULE",
+    "ReplayOptions",
+    "ReplayOutcome",
+    "local_cluster",
+    "run_replay",
+    "units_from_columns",
+    "units_from_file",
+    "units_from_records",
+]
 
 # A file unit of about this many bytes keeps a worker's decoded records within a few
 # hundred megabytes while leaving enough units to balance the workers.
 _UNIT_BYTES = 32 << 20
+
+# Rows of a columnar unit: about 60 MB of kernel line rows for 20-line claims, which
+# bounds a worker's temporaries and still gives enough units to balance the workers.
+_UNIT_ROWS = 1 << 16
+
+# The module a Dask worker needs for ``run_unit``.
+WORKER_MODULE = "adapters.replay.worker"
 
 # Units per worker for in-memory records, so that a slow unit does not leave cores idle.
 _UNITS_PER_WORKER = 4
@@ -75,6 +97,16 @@ def units_from_file(path: str, workers: int) -> tuple[list[WorkUnit], int | None
     return [WorkUnit(path=path, start=start, end=end) for start, end in ranges], count, layout
 
 
+def units_from_columns(path: str, workers: int) -> tuple[list[WorkUnit], int, str]:
+    """Return the units of a columnar record folder (row ranges of whole persons), its record count and chain layout."""
+    manifest = read_manifest(path)
+    columns = read_columns(path)
+    pieces = max(workers, math.ceil(len(columns) / _UNIT_ROWS))
+    ranges = person_ranges(columns, pieces, grouped=manifest.grouped == "psn_no")
+    units = [WorkUnit(columns=path, start=start, end=end, records=end - start) for start, end in ranges]
+    return units, len(columns), manifest.chain or "whole"
+
+
 def units_from_records(records: Sequence[ReplayRecord], workers: int) -> list[WorkUnit]:
     """Partition records by person and encode each partition as a unit."""
     pieces = max(1, min(len(records), workers * _UNITS_PER_WORKER))
@@ -98,15 +130,30 @@ def _run_local(units: Sequence[WorkUnit], options: ReplayOptions, work: Callable
             yield future.result()
 
 
+def local_cluster(workers: int) -> LocalCluster:
+    """Start a Dask cluster of ``workers`` processes on 127.0.0.1, one thread each, with the replay code imported.
+
+    The kernel's batch is the unit of parallelism, so each worker runs one task at a
+    time. Dask sets ``MALLOC_TRIM_THRESHOLD_`` in its workers by default, which makes
+    glibc map and fault fresh pages for every large numpy temporary. That made the
+    columnar replay on 2 workers about 15% slower in a side-by-side run on the
+    benchmark machine, so the variable is left unset.
+    """
+    import dask
+    from dask.distributed import LocalCluster
+
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                            dashboard_address=None, preload=[WORKER_MODULE])
+
+
 def _run_dask(units: Sequence[WorkUnit], options: ReplayOptions, work: Callable[..., UnitResult]) -> Iterator[UnitResult]:
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
     from dask.distributed import as_completed as dask_completed
 
     cluster = None
     if options.dask == "local":
-        # Loopback only, one thread per worker process: the kernel's batch is the unit of parallelism.
-        cluster = LocalCluster(n_workers=options.worker_count(), threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=None)
+        cluster = local_cluster(options.worker_count())
         client = Client(cluster)
     else:
         client = Client(options.dask)
@@ -134,13 +181,16 @@ def run_replay(units: Sequence[WorkUnit], options: ReplayOptions, *, total: int 
         total = sum(unit.records for unit in units) or None
     started = time.perf_counter()
     outcome = ReplayOutcome(records=0, runner="dask" if options.dask else "local")
-    links: list[ChainLink] = []
+    links: list[LinkColumns] = []
     runner = _run_dask if options.dask else _run_local
     with replay_progress(total, lang=options.lang, enabled=options.progress) as tracker:
         for result in runner(units, options, work):
             outcome.records += result.records
             _merge(outcome, result)
-            links.extend(result.links)
+            if result.links:
+                links.append(LinkColumns.from_links(result.links))
+            if result.link_columns is not None and len(result.link_columns):
+                links.append(result.link_columns)
             tracker.advance(result.records)
 
     if outcome.replay is not None:
@@ -149,12 +199,13 @@ def run_replay(units: Sequence[WorkUnit], options: ReplayOptions, *, total: int 
         outcome.what_if.adjustments.sort(key=lambda row: (row.setl_date, row.setl_id))
         outcome.what_if.failures.sort()
     if links:
-        outcome.chain_checked = len(links)
+        merged = LinkColumns.concatenate(links)
+        outcome.chain_checked = len(merged)
         outcome.chain_layout = chain_layout
         # Only the whole ledger is a run of consecutive links: a date window is not, because
         # records are linked in the order they were written, not by settlement time.
         whole = chain_layout == "whole"
-        outcome.breaks = check_links(links, anchored=whole, contiguous=whole)
+        outcome.breaks = check_link_columns(merged, anchored=whole, contiguous=whole)
     outcome.seconds = time.perf_counter() - started
     return outcome
 

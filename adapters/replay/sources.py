@@ -1,16 +1,18 @@
 """Collect replay input: record files, claim vectors and ledgers, as work units.
 
-A grouped record file (as ``settlement export`` writes it) is cut into byte ranges that
-workers read themselves. Everything else (claim vectors, files without the grouped
-header, records read from a ledger) is loaded here and partitioned by person in memory.
+A grouped record file (as ``settlement export`` writes it) is cut into byte ranges, and a
+columnar record folder into row ranges, that workers read themselves. Everything else
+(claim vectors, files without the grouped header, records read from a ledger) is loaded
+here and partitioned by person in memory.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from adapters.replay.columnar import is_columnar
 from adapters.replay.jsonl import read_header, read_records
-from adapters.replay.runner import units_from_file, units_from_records
+from adapters.replay.runner import units_from_columns, units_from_file, units_from_records
 from adapters.replay.worker import WorkUnit
 from settlement.claimfile import read_claim_file
 from settlement.policy.loader import RuleSet
@@ -50,8 +52,11 @@ class InputPlan:
 
 
 def _input_files(path: Path) -> list[Path]:
+    if is_columnar(path):
+        return [path]
     if path.is_dir():
         files = sorted(path.glob("*.jsonl")) + sorted(p for p in path.glob("*.json") if not p.name.startswith("policy-"))
+        files += sorted(p for p in path.iterdir() if is_columnar(p))
         return files
     return [path]
 
@@ -61,6 +66,9 @@ def plan_inputs(paths: list[Path], rules: RuleSet, workers: int) -> InputPlan:
     plan = InputPlan()
     for given in paths:
         for path in _input_files(given):
+            if is_columnar(path):
+                plan.add_file_units(*units_from_columns(str(path), workers))
+                continue
             if path.suffix == ".json":
                 plan.loaded.extend(vector_records(read_claim_file(path, rules)))
                 continue

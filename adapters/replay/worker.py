@@ -1,8 +1,9 @@
 """The work one partition needs, runnable in this process, a process pool or on a Dask worker.
 
-A ``WorkUnit`` names its records either as a byte range of a grouped record file (the
-worker reads it, so only the range travels) or as JSON Lines bytes. The worker loads
-the rules once per process and returns plain msgspec values.
+A ``WorkUnit`` names its records as a byte range of a grouped record file or a row range
+of a columnar record folder (the worker reads it, so only the range travels), or carries
+them as JSON Lines bytes. The worker loads the rules once per process, maps a columnar
+folder once per process, and returns plain msgspec values and numpy arrays.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from pathlib import Path
 
 import msgspec
 
+from adapters.replay.columnar import MANIFEST, read_columns
 from adapters.replay.jsonl import read_chunk
 from settlement.paths import bundled_rules_dir
 from settlement.policy.loader import load_rules
-from settlement.replay.chain import ChainLink, chain_links
+from settlement.replay.chain import ChainLink, LinkColumns, chain_links, column_links
+from settlement.replay.columns import RecordColumns
 from settlement.replay.compare import PartitionResult, replay_partition
+from settlement.replay.compare_columns import replay_columns
 from settlement.replay.record import ReplayRecord
 from settlement.replay.resolve import Resolver
 from settlement.replay.whatif import WhatIfResult, what_if_partition
@@ -29,9 +33,14 @@ _ENCODER = msgspec.json.Encoder()
 
 
 class WorkUnit(msgspec.Struct, frozen=True, kw_only=True):
-    """Records of whole persons: ``path`` with ``start``/``end`` byte offsets, or ``data`` (JSON Lines)."""
+    """Records of whole persons, named by where the worker reads them.
+
+    ``path`` with ``start``/``end`` byte offsets (a grouped JSON Lines file), ``columns``
+    with ``start``/``end`` rows (a columnar folder), or ``data`` (JSON Lines bytes).
+    """
 
     path: str | None = None
+    columns: str | None = None
     start: int = 0
     end: int = 0
     data: bytes | None = None
@@ -39,12 +48,13 @@ class WorkUnit(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class UnitResult(msgspec.Struct, kw_only=True):
-    """Output of one unit: the replay comparison or the what-if result, and its hash links."""
+    """Output of one unit: the replay comparison or the what-if result, and its hash links (as structs or as columns)."""
 
     records: int
     replay: PartitionResult | None = None
     what_if: WhatIfResult | None = None
     links: list[ChainLink] = []
+    link_columns: LinkColumns | None = None
 
 
 def encode_records(records: list[ReplayRecord]) -> bytes:
@@ -61,9 +71,23 @@ def _resolver(rules_dir: str | None) -> Resolver:
     return Resolver(load_rules(Path(rules_dir) if rules_dir else bundled_rules_dir()))
 
 
+def _columns(path: str) -> RecordColumns:
+    return _open_columns(path, (Path(path) / MANIFEST).stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _open_columns(path: str, manifest_time: int) -> RecordColumns:
+    # ``manifest_time`` is only part of the cache key: a folder written again at the same
+    # path is opened afresh instead of reusing the old mapping.
+    return read_columns(path)
+
+
 def _records(unit: WorkUnit) -> list[ReplayRecord]:
     if unit.data is not None:
         return _DECODER.decode_lines(unit.data)
+    if unit.columns is not None:
+        columns = _columns(unit.columns)
+        return [columns.record(row) for row in range(unit.start, unit.end)]
     assert unit.path is not None
     return read_chunk(unit.path, unit.start, unit.end)
 
@@ -83,8 +107,15 @@ def run_unit(unit: WorkUnit, *, rules_dir: str | None, what_if: bool = False, th
 
 
 def _run(unit: WorkUnit, *, rules_dir: str | None, what_if: bool, threads: int, reason: str, check_order: bool) -> UnitResult:
-    records = _records(unit)
     resolver = _resolver(rules_dir)
+    if unit.columns is not None and not what_if:
+        columns = _columns(unit.columns)
+        return UnitResult(
+            records=unit.end - unit.start,
+            replay=replay_columns(columns, unit.start, unit.end, resolver, threads=threads, check_order=check_order),
+            link_columns=column_links(columns, unit.start, unit.end),
+        )
+    records = _records(unit)
     if what_if:
         return UnitResult(records=len(records), what_if=what_if_partition(records, resolver, threads=threads, reason=reason))
     return UnitResult(

@@ -11,14 +11,16 @@ checked for its place in the chain.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import msgspec
+import numpy as np
 
 from settlement.chain import GENESIS, link_hash
+from settlement.replay.columns import BIT_CONTEXT_ONLY, HASH_WIDTH, RecordColumns
 from settlement.replay.record import ReplayRecord
 
-__all__ = ["ChainBreak", "ChainLink", "chain_links", "check_links"]
+__all__ = ["ChainBreak", "ChainLink", "LinkColumns", "chain_links", "check_link_columns", "check_links", "column_links"]
 
 
 class ChainLink(msgspec.Struct, frozen=True, array_like=True):
@@ -61,29 +63,104 @@ def chain_links(records: Iterable[ReplayRecord]) -> list[ChainLink]:
     ]
 
 
+class LinkColumns(msgspec.Struct, kw_only=True):
+    """Links as arrays, for many records at once: ``seq`` int64, hashes as 64-byte ASCII, ``setl_id`` strings.
+
+    ``recomputed`` is empty where a record's bytes were not available.
+    """
+
+    seq: np.ndarray
+    setl_id: list[str]
+    prev_hash: np.ndarray
+    record_hash: np.ndarray
+    recomputed: np.ndarray
+
+    @classmethod
+    def from_links(cls, links: Sequence[ChainLink]) -> LinkColumns:
+        return cls(
+            seq=np.array([link.seq for link in links], dtype=np.int64),
+            setl_id=[link.setl_id for link in links],
+            # The width follows the longest string, so an overlong stored hash is compared whole.
+            prev_hash=np.array([link.prev_hash.encode("utf-8") for link in links], dtype=np.bytes_),
+            record_hash=np.array([link.record_hash.encode("utf-8") for link in links], dtype=np.bytes_),
+            recomputed=np.array([link.recomputed.encode("ascii") for link in links], dtype=np.bytes_),
+        )
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[LinkColumns]) -> LinkColumns:
+        return cls(
+            seq=np.concatenate([part.seq for part in parts]) if parts else np.zeros(0, dtype=np.int64),
+            setl_id=[setl_id for part in parts for setl_id in part.setl_id],
+            **{name: np.concatenate([getattr(part, name) for part in parts]) if parts else np.zeros(0, dtype=f"S{HASH_WIDTH}")
+               for name in ("prev_hash", "record_hash", "recomputed")},
+        )
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+
+def column_links(columns: RecordColumns, start: int, end: int) -> LinkColumns:
+    """Hash the stored bytes of rows ``start`` to ``end`` of a columnar file; context-only rows and rows without a chain place are skipped."""
+    a = columns.arrays
+    rows = np.nonzero((a["chain_seq"][start:end] != 0) & ((a["bits"][start:end] & BIT_CONTEXT_ONLY) == 0))[0] + start
+    bounds = a["body_offsets"]
+    body = a["body"]
+    prev_hash = a["prev_hash"][rows]
+    recomputed = [
+        link_hash(bytes(body[first:last]), prev.decode("ascii")).encode("ascii") if last > first else b""
+        for first, last, prev in zip(bounds[rows].tolist(), bounds[rows + 1].tolist(), prev_hash.tolist(), strict=True)
+    ]
+    setl_ids = columns.tables["setl_id"]
+    return LinkColumns(
+        seq=a["chain_seq"][rows], setl_id=setl_ids.decode(a["setl_id"][rows].tolist()),
+        prev_hash=prev_hash, record_hash=a["record_hash"][rows], recomputed=np.array(recomputed, dtype=f"S{HASH_WIDTH}"),
+    )
+
+
 def check_links(links: Iterable[ChainLink], *, anchored: bool = True, contiguous: bool = True) -> list[ChainBreak]:
+    """Return the first break of the chain (an empty list when it is intact); see ``check_link_columns``."""
+    return check_link_columns(LinkColumns.from_links(list(links)), anchored=anchored, contiguous=contiguous)
+
+
+def check_link_columns(links: LinkColumns, *, anchored: bool = True, contiguous: bool = True) -> list[ChainBreak]:
     """Return the first break of the chain (an empty list when it is intact).
 
     ``anchored`` means the links start at the beginning of the chain, so the first must be
     ``chain_seq`` 1 and link to ``GENESIS``; a window cut from the middle trusts its first
     ``prev_hash``. ``contiguous`` False (a selection by institution or region, with gaps)
-    checks only each record's content against its own hash.
+    checks only each record's content against its own hash. At one link the place in
+    the chain is checked first, then ``prev_hash``, then the content.
     """
-    members = sorted(links, key=lambda link: link.seq)
-    if not members:
+    count = len(links)
+    if not count:
         return []
-    expected_prev = GENESIS if anchored else members[0].prev_hash
-    expected_seq = 1 if anchored else members[0].seq
-    for position, link in enumerate(members):
-        if contiguous and link.seq != expected_seq:
-            return [ChainBreak(position=position, seq=link.seq, setl_id=link.setl_id, reason="chain_seq",
-                               stored=str(link.seq), recomputed=str(expected_seq))]
-        if contiguous and link.prev_hash != expected_prev:
-            return [ChainBreak(position=position, seq=link.seq, setl_id=link.setl_id, reason="prev_hash",
-                               stored=link.prev_hash, recomputed=expected_prev)]
-        if link.recomputed and link.recomputed != link.record_hash:
-            return [ChainBreak(position=position, seq=link.seq, setl_id=link.setl_id, reason="record_hash",
-                               stored=link.record_hash, recomputed=link.recomputed)]
-        expected_prev = link.record_hash
-        expected_seq = link.seq + 1
-    return []
+    order = np.argsort(links.seq, kind="stable")
+    seq = links.seq[order]
+    prev_hash = links.prev_hash[order]
+    record_hash = links.record_hash[order]
+    recomputed = links.recomputed[order]
+
+    expected_seq = np.empty(count, dtype=np.int64)
+    expected_seq[0] = 1 if anchored else seq[0]
+    expected_seq[1:] = seq[:-1] + 1
+    width = max(prev_hash.dtype.itemsize, record_hash.dtype.itemsize, len(GENESIS))
+    expected_prev = np.empty(count, dtype=f"S{width}")
+    expected_prev[0] = GENESIS.encode("ascii") if anchored else prev_hash[0]
+    expected_prev[1:] = record_hash[:-1]
+    bad_seq = (seq != expected_seq) & contiguous
+    bad_prev = (prev_hash != expected_prev) & contiguous
+    bad_hash = (recomputed != b"") & (recomputed != record_hash)
+    failing = np.nonzero(bad_seq | bad_prev | bad_hash)[0]
+    if not len(failing):
+        return []
+
+    position = int(failing[0])
+    link = int(order[position])
+    found = {"position": position, "seq": int(seq[position]), "setl_id": links.setl_id[link]}
+    if bad_seq[position]:
+        return [ChainBreak(**found, reason="chain_seq", stored=str(int(seq[position])), recomputed=str(int(expected_seq[position])))]
+    if bad_prev[position]:
+        return [ChainBreak(**found, reason="prev_hash", stored=prev_hash[position].decode("utf-8"),
+                           recomputed=expected_prev[position].decode("utf-8"))]
+    return [ChainBreak(**found, reason="record_hash", stored=record_hash[position].decode("utf-8"),
+                       recomputed=recomputed[position].decode("ascii"))]

@@ -25,10 +25,22 @@ from settlement.replay.steps import parting_step
 from settlement.replay.totals import Totals, add_record_totals
 from settlement.types import ACCUMULATOR_KEYS, ChargeClass, ClaimInput, FeeLine, SchemeParams
 
-__all__ = ["Discrepancy", "PartitionResult", "record_flags", "replay_partition"]
+__all__ = [
+    "COUNTER_COLUMNS",
+    "Collector",
+    "Discrepancy",
+    "PartitionResult",
+    "describe_settlement",
+    "masked_differences",
+    "record_flags",
+    "replay_cancel",
+    "replay_partition",
+    "status_name",
+    "version_differs",
+]
 
 N_OUTPUTS = len(OUTPUT_FIELDS)
-_COUNTER_COLUMNS = np.array([ACCUMULATOR_KEYS.index(key) for key in STORED_ACCUMULATOR_KEYS])
+COUNTER_COLUMNS = np.array([ACCUMULATOR_KEYS.index(key) for key in STORED_ACCUMULATOR_KEYS])
 
 
 class Discrepancy(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,7 +87,7 @@ class PartitionResult(msgspec.Struct, kw_only=True):
             self.totals[key] = list(values) if mine is None else [a + b for a, b in zip(mine, values, strict=True)]
 
 
-class _Collector:
+class Collector:
     """Collect discrepancies, remembering which records differ."""
 
     def __init__(self) -> None:
@@ -103,13 +115,13 @@ def replay_partition(records: Sequence[ReplayRecord], resolver: Resolver, *, thr
     ordered = sorted(records, key=lambda record: (record.psn_no, record.seq))
     by_id = {record.setl_id: record for record in ordered}
     checked = [record for record in ordered if not record.context_only]
-    collector = _Collector()
+    collector = Collector()
 
     settles = [record for record in checked if record.kind == "settle"]
     _replay_settlements(settles, resolver, collector, threads=threads, check_versions=check_versions)
     cancels = [record for record in checked if record.kind == "cancel"]
     for record in cancels:
-        _replay_cancel(record, by_id.get(record.original_setl_id or ""), collector)
+        replay_cancel(record, by_id.get(record.original_setl_id or ""), collector)
     if check_order:
         _check_continuity(ordered, collector)
 
@@ -132,7 +144,7 @@ class _Prepared(msgspec.Struct):
     batch: ClaimBatch
 
 
-def _prepare(settles: Sequence[ReplayRecord], resolver: Resolver, collector: _Collector, check_versions: bool) -> _Prepared:
+def _prepare(settles: Sequence[ReplayRecord], resolver: Resolver, collector: Collector, check_versions: bool) -> _Prepared:
     """Resolve each settlement's scheme and lines and build the kernel's batch arrays."""
     table = ParamTable()
     kept: list[ReplayRecord] = []
@@ -145,7 +157,7 @@ def _prepare(settles: Sequence[ReplayRecord], resolver: Resolver, collector: _Co
         except SettlementError as error:
             collector.add(record, "rule_version", record.rule_version, error.code.name, "policy")
             continue
-        if check_versions and record.rule_version and version and _version_differs(record.rule_version, version):
+        if check_versions and record.rule_version and version and version_differs(record.rule_version, version):
             collector.add(record, "rule_version", record.rule_version, version, "policy")
         kept.append(record)
         kept_params.append(params)
@@ -172,14 +184,14 @@ def record_flags(record: ReplayRecord) -> int:
     return flags
 
 
-def _version_differs(recorded: str, in_force: str) -> bool:
+def version_differs(recorded: str, in_force: str) -> bool:
     # A label without "@date" names only the policy, so only the id is compared.
     if "@" not in recorded:
         return recorded != in_force.split("@", 1)[0]
     return recorded != in_force
 
 
-def _replay_settlements(settles: Sequence[ReplayRecord], resolver: Resolver, collector: _Collector, *,
+def _replay_settlements(settles: Sequence[ReplayRecord], resolver: Resolver, collector: Collector, *,
                         threads: int, check_versions: bool) -> None:
     prepared = _prepare(settles, resolver, collector, check_versions)
     records = prepared.records
@@ -190,15 +202,15 @@ def _replay_settlements(settles: Sequence[ReplayRecord], resolver: Resolver, col
 
     ok = result.status == _core.S_OK
     for index in np.nonzero(~ok)[0].tolist():
-        collector.add(records[index], "status", "S_OK", _status_name(int(result.status[index])), "kernel")
+        collector.add(records[index], "status", "S_OK", status_name(int(result.status[index])), "kernel")
 
     recorded_outputs = np.array([record.outputs for record in records], dtype=np.int64)
     output_masks = np.array([record.output_mask for record in records], dtype=np.int64)
-    differs = _masked_differences(recorded_outputs, outputs[:, :N_OUTPUTS], output_masks) & ok[:, None]
+    differs = masked_differences(recorded_outputs, outputs[:, :N_OUTPUTS], output_masks) & ok[:, None]
 
     recorded_after = np.array([record.after for record in records], dtype=np.int64)
     after_masks = np.array([record.after_mask for record in records], dtype=np.int64)
-    after_differs = _masked_differences(recorded_after, result.accumulators_after, after_masks) & ok[:, None]
+    after_differs = masked_differences(recorded_after, result.accumulators_after, after_masks) & ok[:, None]
 
     suspect = set(np.nonzero(differs.any(axis=1) | after_differs.any(axis=1))[0].tolist())
     output_rows = outputs.tolist()
@@ -211,17 +223,19 @@ def _replay_settlements(settles: Sequence[ReplayRecord], resolver: Resolver, col
         if record.postings is not None and _postings_differ(record.postings, _settlement_postings(record, row)):
             suspect.add(index)
 
+    offsets = prepared.batch.line_offsets
     for index in sorted(suspect):
-        _describe_settlement(records[index], prepared, index, output_rows[index], differs[index],
-                             result.accumulators_after[index], after_differs[index], collector)
+        lines = prepared.batch.lines[offsets[index]:offsets[index + 1]]
+        describe_settlement(records[index], prepared.params[index], lines, output_rows[index], differs[index],
+                            result.accumulators_after[index], after_differs[index], collector)
 
 
-def _status_name(status: int) -> str:
+def status_name(status: int) -> str:
     names = {getattr(_core, name): name for name in dir(_core) if name.startswith("S_")}
     return names.get(status, str(status))
 
 
-def _masked_differences(recorded: np.ndarray, recomputed: np.ndarray, masks: np.ndarray) -> np.ndarray:
+def masked_differences(recorded: np.ndarray, recomputed: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Return a boolean array: True where a recorded value (its mask bit set) differs from the replay."""
     bits = (masks[:, None] >> np.arange(recorded.shape[1], dtype=np.int64)[None, :]) & 1
     return (recorded != recomputed) & (bits == 1)
@@ -271,7 +285,7 @@ def _net_by_account(postings: Sequence[PostingRow]) -> dict[str, int]:
     return net
 
 
-def _describe_postings(record: ReplayRecord, expected: Sequence[PostingRow], step: str, collector: _Collector) -> None:
+def _describe_postings(record: ReplayRecord, expected: Sequence[PostingRow], step: str, collector: Collector) -> None:
     """Report each account whose net posting (debit minus credit) differs, or a changed line count."""
     recorded_net = _net_by_account(record.postings or ())
     expected_net = _net_by_account(expected)
@@ -284,9 +298,8 @@ def _describe_postings(record: ReplayRecord, expected: Sequence[PostingRow], ste
         collector.add(record, "postings", len(record.postings or ()), len(expected), step)
 
 
-def _claim_for_trace(record: ReplayRecord, params: SchemeParams, batch: ClaimBatch, index: int) -> ClaimInput:
-    """Rebuild the claim of batch entry ``index`` so that the single-claim entry point returns its trace."""
-    first, last = batch.line_offsets[index], batch.line_offsets[index + 1]
+def _claim_for_trace(record: ReplayRecord, params: SchemeParams, line_rows: np.ndarray) -> ClaimInput:
+    """Rebuild a batch entry's claim from its kernel line rows, so that the single-claim entry point returns its trace."""
     lines = tuple(
         FeeLine(
             feedetl_sn=str(number), med_list_codg="", charge_class=ChargeClass(int(row[0])), price_micro=int(row[1]),
@@ -294,18 +307,22 @@ def _claim_for_trace(record: ReplayRecord, params: SchemeParams, batch: ClaimBat
             price_cap_micro=None if row[4] == _core.NO_PRICE_CAP else int(row[4]),
             amount=None if row[5] == _core.AMOUNT_NOT_GIVEN else int(row[5]),
         )
-        for number, row in enumerate(batch.lines[first:last].tolist())
+        for number, row in enumerate(line_rows.tolist())
     )
     accumulators = dict(zip(ACCUMULATOR_KEYS, record.before, strict=True))
     return ClaimInput(params=params, lines=lines, accumulators=accumulators, acct_used=record.acct_used,
                       has_family_account=record.has_family_account)
 
 
-def _describe_settlement(record: ReplayRecord, prepared: _Prepared, index: int, row: list[int], differs: np.ndarray,
-                         after: np.ndarray, after_differs: np.ndarray, collector: _Collector) -> None:
-    """Report each differing figure of a settlement with the trace step where it parts."""
-    params = prepared.params[index]
-    trace = settle(_claim_for_trace(record, params, prepared.batch, index)).trace
+def describe_settlement(record: ReplayRecord, params: SchemeParams, line_rows: np.ndarray, row: list[int], differs: np.ndarray,
+                        after: np.ndarray, after_differs: np.ndarray, collector: Collector) -> None:
+    """Report each differing figure of a settlement with the trace step where it parts.
+
+    ``line_rows`` are the settlement's kernel line rows (catalogue values in force) and
+    ``row`` is its kernel output row. ``differs`` and ``after_differs`` mark the output
+    fields and accumulators that differ.
+    """
+    trace = settle(_claim_for_trace(record, params, line_rows)).trace
 
     for column in np.nonzero(differs)[0].tolist():
         field = OUTPUT_FIELDS[column]
@@ -324,7 +341,7 @@ def _describe_settlement(record: ReplayRecord, prepared: _Prepared, index: int, 
 
 
 def _describe_fund_rows(record: ReplayRecord, recorded: Sequence[FundRow], expected: Sequence[FundRow],
-                        trace: Sequence[object], collector: _Collector) -> None:
+                        trace: Sequence[object], collector: Collector) -> None:
     recorded_by_layer = {row.layer: row for row in recorded}
     expected_by_layer = {row.layer: row for row in expected}
     for layer in dict.fromkeys([*expected_by_layer, *recorded_by_layer]):
@@ -344,7 +361,7 @@ def _describe_fund_rows(record: ReplayRecord, recorded: Sequence[FundRow], expec
 # Cancels and order
 
 
-def _replay_cancel(record: ReplayRecord, original: ReplayRecord | None, collector: _Collector) -> None:
+def replay_cancel(record: ReplayRecord, original: ReplayRecord | None, collector: Collector) -> None:
     """Replay a cancel as the kernel's cancel of its original, against the accumulators before the cancel."""
     if original is None or original.kind != "settle":
         collector.add(record, "original_setl_id", record.original_setl_id, None, "reversal")
@@ -358,7 +375,7 @@ def _replay_cancel(record: ReplayRecord, original: ReplayRecord | None, collecto
         np.array(record.before, dtype=np.int64), outputs, after,
     )
     if status != _core.S_OK:
-        collector.add(record, "status", "S_OK", _status_name(status), "reversal")
+        collector.add(record, "status", "S_OK", status_name(status), "reversal")
         return
 
     for column, field in enumerate(OUTPUT_FIELDS):
@@ -378,7 +395,7 @@ def _replay_cancel(record: ReplayRecord, original: ReplayRecord | None, collecto
             _describe_postings(record, expected_postings, "reversal", collector)
 
 
-def _check_continuity(ordered: Sequence[ReplayRecord], collector: _Collector) -> None:
+def _check_continuity(ordered: Sequence[ReplayRecord], collector: Collector) -> None:
     """Report a person's record whose counters before differ from the previous record's counters after.
 
     Only counters of the same year are compared. Account balances are left out because
@@ -389,7 +406,7 @@ def _check_continuity(ordered: Sequence[ReplayRecord], collector: _Collector) ->
     for previous, current in zip(ordered, ordered[1:]):
         if current.context_only or previous.context_only or previous.psn_no != current.psn_no or previous.year != current.year:
             continue
-        for column in _COUNTER_COLUMNS.tolist():
+        for column in COUNTER_COLUMNS.tolist():
             if current.before[column] != previous.after[column]:
                 key = ACCUMULATOR_KEYS[column]
                 collector.add(current, f"accumulators_before.{key}", current.before[column], previous.after[column], "order")

@@ -3,7 +3,8 @@
 The structs are not tracked by the cycle collector (``gc=False``): they contain only
 strings, numbers and tuples of them, and a partition has millions of them.
 
-``settlement export`` writes one record per line (JSON Lines) and replay reads them. Fee
+``settlement export`` writes one record per line (JSON Lines) and replay reads them. The
+columnar export stores the same fields as arrays (``columns``). In a JSON Lines record, fee
 lines are stored as columns and fund details and postings as arrays (``array_like``),
 because a province's year has hundreds of millions of lines: field names would triple
 the file and one object per line would dominate the time to read it. Amounts are fen,

@@ -89,15 +89,23 @@ class Resolver:
 
     def _resolve(self, record: ReplayRecord) -> tuple[SchemeParams, str]:
         assert record.resolution is not None
-        policy_key = (self.policy_id(record), record.setl_date)
+        return self.resolve_in(self.policy_in_force(self.policy_id(record), record.setl_date), record.resolution)
+
+    def policy_in_force(self, policy_id: str, setl_date: str) -> Policy:
+        """Return the version of a policy in force on a date; raise ``SettlementError`` when there is none."""
+        policy_key = (policy_id, setl_date)
         policy = self._policies.get(policy_key)
         if policy is None:
-            policy = self._policies[policy_key] = self.rules.policy(policy_key[0], datetime.date.fromisoformat(record.setl_date))
+            policy = self._policies[policy_key] = self.rules.policy(policy_id, datetime.date.fromisoformat(setl_date))
+        return policy
+
+    def resolve_in(self, policy: Policy, resolution: Resolution) -> tuple[SchemeParams, str]:
+        """Return the scheme a resolution selects in a policy version, and that version's label."""
         # Keyed by the version rather than the date, so a year of dates shares one resolution.
-        key = (policy.policy_id, policy.effective_from, record.resolution)
+        key = (policy.policy_id, policy.effective_from, resolution)
         found = self._params.get(key)
         if found is None:
-            res = record.resolution
+            res = resolution
             params = policy.resolve(res.med_type, res.group, res.hosp_lv, res.cvlserv, res.maf_type)
             found = self._params[key] = (params, rule_version_of(policy))
         return found
@@ -136,52 +144,96 @@ class Resolver:
         chain = itertools.chain.from_iterable
         values = np.fromiter(chain(record.lines.values for record in records), dtype=np.int64, count=4 * total).reshape(total, 4)
         caps = np.fromiter(chain(record.lines.caps for record in records), dtype=np.int64, count=total)
-
-        expected = self._catalog_columns(records, counts, total)
-        known = expected[:, 0] == 1
-        charge_class = np.where(known, expected[:, 1], values[:, 0])
-        ratio = np.where(known & (expected[:, 2] >= 0), expected[:, 2], values[:, 3])
-        cap = np.where(known, expected[:, 3], caps)
-
-        differences: list[LineDifference] = []
-        for column, recorded, in_force in (("charge_class", values[:, 0], charge_class), ("selfpay_prop", values[:, 3], ratio),
-                                           ("price_cap_micro", caps, cap)):
-            for line in np.nonzero(recorded != in_force)[0].tolist():
-                owner = int(np.searchsorted(offsets, line, side="right")) - 1
-                differences.append(LineDifference(owner, line - int(offsets[owner]), column,
-                                                  _optional(column, int(recorded[line])), _optional(column, int(in_force[line]))))
-
-        rows = np.empty((total, _core.L_WIDTH), dtype=np.int64)
-        rows[:, _core.L_CLASS] = charge_class
-        rows[:, _core.L_PRICE] = values[:, 1]
-        rows[:, _core.L_QUANTITY] = values[:, 2]
-        rows[:, _core.L_SELFPAY_PROP] = ratio
-        rows[:, _core.L_PRICE_CAP] = np.where(cap < 0, _core.NO_PRICE_CAP, cap)
-        rows[:, _core.L_AMOUNT] = _core.AMOUNT_NOT_GIVEN
+        amounts = np.full(total, _core.AMOUNT_NOT_GIVEN, dtype=np.int64)
         for position, record in enumerate(records):
             for index, amount in record.lines.amounts:
-                rows[offsets[position] + index, _core.L_AMOUNT] = amount
-        return rows, offsets, differences
+                amounts[offsets[position] + index] = amount
 
-    def _catalog_columns(self, records: Sequence[ReplayRecord], counts: np.ndarray, total: int) -> np.ndarray:
-        """Return per line (known, class, ratio or -1 to keep the recorded one, cap or -1 for none)."""
-        codes = list(itertools.chain.from_iterable(record.lines.codes for record in records))
+        codes = list(chain(record.lines.codes for record in records))
         code_ids = {code: number for number, code in enumerate(dict.fromkeys(codes))}
         unique_codes = list(code_ids)
         dates = [record.setl_date for record in records]
         date_ids = {date: number for number, date in enumerate(dict.fromkeys(dates))}
         unique_dates = list(date_ids)
-
         line_codes = np.fromiter(map(code_ids.__getitem__, codes), dtype=np.int64, count=total)
         line_dates = np.repeat(np.fromiter(map(date_ids.__getitem__, dates), dtype=np.int64, count=len(records)), counts)
-        keys, inverse = np.unique(line_codes * len(unique_dates) + line_dates, return_inverse=True)
-        table = np.zeros((len(keys), 4), dtype=np.int64)
-        for row, key in enumerate(keys.tolist()):
-            entry = self._entry(unique_codes[key // len(unique_dates)], unique_dates[key % len(unique_dates)])
-            if entry is not None:
-                charge_class, ratio, cap = entry
-                table[row] = (1, charge_class, -1 if ratio is None else ratio, -1 if cap is None else cap)
-        return table[inverse.reshape(-1)]
+        date_count = max(len(unique_dates), 1)
+        keys, inverse = np.unique(line_codes * date_count + line_dates, return_inverse=True)
+        table = np.array([self.catalog_row(unique_codes[key // date_count], unique_dates[key % date_count]) for key in keys.tolist()],
+                         dtype=np.int64).reshape(len(keys), 4)
+        rows = np.empty((total, _core.L_WIDTH), dtype=np.int64)
+        rows[:, _core.L_CLASS] = values[:, 0]
+        rows[:, _core.L_PRICE] = values[:, 1]
+        rows[:, _core.L_QUANTITY] = values[:, 2]
+        rows[:, _core.L_SELFPAY_PROP] = values[:, 3]
+        rows[:, _core.L_PRICE_CAP] = caps
+        rows[:, _core.L_AMOUNT] = amounts
+        rows, differences = self.apply_catalog(rows, offsets, table, inverse.reshape(-1))
+        return rows, offsets, differences
+
+    def apply_catalog(self, rows: np.ndarray, offsets: np.ndarray, table: np.ndarray, pair_of_line: np.ndarray,
+                      in_scope: np.ndarray | None = None) -> tuple[np.ndarray, list[LineDifference]]:
+        """Return kernel line rows with the catalogue values in force, and the lines whose recorded values differ.
+
+        ``rows`` are the recorded lines in the kernel's layout (a price cap of -1 for
+        none), cut into records by ``offsets``. Line ``i`` has the ``catalog_row`` in
+        ``table[pair_of_line[i]]``. Only ``in_scope`` lines (all when None) are reported.
+        A matching line already has the values in force, so ``rows`` are returned as they
+        are (they may be read-only) unless a line must change, in which case a copy is.
+        """
+        columns = [np.ascontiguousarray(table[:, column]) for column in range(4)]
+        checked = ((_core.L_CLASS, 1), (_core.L_SELFPAY_PROP, 2), (_core.L_PRICE_CAP, 3))
+        found: list[list[np.ndarray]] = [[], [], []]
+        odd_caps = False
+        # Blocks of lines small enough for the CPU cache: each block is read from memory
+        # once, though three of its columns are compared.
+        for first in range(0, len(rows), _BLOCK_LINES):
+            block = rows[first:first + _BLOCK_LINES]
+            pairs = pair_of_line[first:first + _BLOCK_LINES]
+            known = np.take(columns[0], pairs) == 1
+            if in_scope is not None:
+                known &= in_scope[first:first + _BLOCK_LINES]
+            for position, (column, value) in enumerate(checked):
+                in_force = np.take(columns[value], pairs)
+                differs = known & (block[:, column] != in_force)
+                if value == 2:
+                    # A ratio of -1 in force keeps the recorded one (class C lines).
+                    differs &= in_force >= 0
+                found[position].append(np.nonzero(differs)[0] + first)
+            caps = block[:, _core.L_PRICE_CAP]
+            odd_caps = odd_caps or bool(np.any((caps < 0) & (caps != _core.NO_PRICE_CAP)))
+        lines_of = [np.concatenate(items) if items else np.zeros(0, dtype=np.int64) for items in found]
+        checks = [
+            (name, column, lines, np.take(columns[value], pair_of_line[lines]))
+            for name, (column, value), lines in zip(("charge_class", "selfpay_prop", "price_cap_micro"), checked, lines_of, strict=True)
+        ]
+
+        differences: list[LineDifference] = []
+        for column_name, column, lines, in_force in checks:
+            for line, value in zip(lines.tolist(), in_force.tolist(), strict=True):
+                owner = int(np.searchsorted(offsets, line, side="right")) - 1
+                differences.append(LineDifference(owner, line - int(offsets[owner]), column_name,
+                                                  _optional(column_name, int(rows[line, column])), _optional(column_name, value)))
+        # A negative cap means none, whatever its value.
+        if differences or odd_caps:
+            rows = np.array(rows)
+            for _, column, lines, in_force in checks:
+                rows[lines, column] = in_force
+            caps = rows[:, _core.L_PRICE_CAP]
+            caps[caps < 0] = _core.NO_PRICE_CAP
+        return rows, differences
+
+    def catalog_row(self, code: str, date: str) -> tuple[int, int, int, int]:
+        """Return (known, class, ratio or -1 to keep the recorded one, cap or -1 for none) of a code on a date."""
+        entry = self._entry(code, date)
+        if entry is None:
+            return (0, 0, 0, 0)
+        charge_class, ratio, cap = entry
+        return (1, charge_class, -1 if ratio is None else ratio, -1 if cap is None else cap)
+
+
+# Lines compared at a time by ``apply_catalog`` (3 MB of kernel line rows).
+_BLOCK_LINES = 1 << 16
 
 
 class LineDifference(NamedTuple):
