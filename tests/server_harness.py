@@ -56,8 +56,12 @@ def ledger_dsn(kind: str, tmp_path: pathlib.Path):
 
 
 @contextlib.contextmanager
-def running_server(tmp_path: pathlib.Path, dsn: str, persons: list[dict], institutions: list[dict] | None = None, extra: list[str] = ()):
-    """Run ``settlement serve`` with the bundled rules, the given persons and test institutions; stop it after."""
+def running_server(tmp_path: pathlib.Path, dsn: str, persons: list[dict], institutions: list[dict] | None = None, extra: list[str] = (),
+                   workers: int = 1, started: list | None = None):
+    """Run ``settlement serve`` with the bundled rules, the given persons and test institutions; stop it after.
+
+    ``workers`` is passed as ``--workers``; ``started``, when given, receives the server's ``Popen``.
+    """
     persons_file = tmp_path / "persons.json"
     persons_file.write_text(json.dumps({"persons": persons}, ensure_ascii=False), encoding="utf-8")
     institutions_file = tmp_path / "institutions.json"
@@ -66,9 +70,11 @@ def running_server(tmp_path: pathlib.Path, dsn: str, persons: list[dict], instit
     log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "adapters.cli", "serve", "--port", str(port), "--ledger", dsn,
-         "--persons", str(persons_file), "--institutions", str(institutions_file), "--test-clock", *extra],
+         "--persons", str(persons_file), "--institutions", str(institutions_file), "--test-clock", "--workers", str(workers), *extra],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
     )
+    if started is not None:
+        started.append(process)
     try:
         _wait_ready(port, process, tmp_path / "server.log")
         yield port
@@ -90,6 +96,7 @@ class LedgerInspector:
     SNAPSHOT_TABLES = (
         "journal_transactions", "journal_postings", "journal_accumulator_deltas", "ledger_settlements", "ledger_accounts",
         "ledger_accumulators", "srv_visit", "srv_fee_line", "srv_message", "srv_person", "srv_card",
+        "srv_reversal", "srv_file",
     )
 
     def __init__(self, dsn: str) -> None:

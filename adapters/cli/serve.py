@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import logging
+import sys
 
 from settlement.paths import bundled_rules_dir
 
@@ -30,13 +31,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-lines", type=int, default=1000, help="单次明细条数上限 maximum fee lines per request (default 1000)")
     parser.add_argument("--clock-start", default=None, help="服务时钟起点 start the engine clock at 'yyyy-MM-dd HH:mm:ss' (for rules of past years)")
     parser.add_argument("--test-clock", action="store_true", help="允许请求头 x-settlement-clock 设定时钟（仅测试） let the x-settlement-clock header set the clock (tests only)")
+    parser.add_argument(
+        "--workers", type=_worker_count, default=1,
+        help="服务进程数，共用一个端口；大于 1 时需要 PostgreSQL 账本 number of server processes sharing the port (default 1; more than 1 needs a PostgreSQL ledger)",
+    )
     parser.add_argument("--graceful-timeout", type=float, default=30.0, help="停止时等待未完成请求的秒数 seconds to wait for in-flight requests on stop (default 30)")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     parser.set_defaults(handler=_handle)
 
 
+def _worker_count(text: str) -> int:
+    from adapters.server.workers import MAX_WORKER_SLOTS
+
+    # Each live worker needs its own slot in the inf_refmsgid serial.
+    if not text.isdigit() or not 1 <= int(text) <= MAX_WORKER_SLOTS:
+        raise argparse.ArgumentTypeError(f"应为 1 到 {MAX_WORKER_SLOTS} 的整数 must be an integer from 1 to {MAX_WORKER_SLOTS}: {text!r}")
+    return int(text)
+
+
+# SQLite has one write lock per file, so more processes only queue for it, and a writer that
+# waits past the busy timeout fails with "database is locked".
+SQLITE_WORKERS_REJECTED = (
+    "--workers 大于 1 时需要 PostgreSQL 账本（--ledger postgresql://...）：SQLite 同一时刻只允许一个写入者，"
+    "多个进程只会排队等待，等待超时的请求会失败。\n"
+    "--workers above 1 needs a PostgreSQL ledger (--ledger postgresql://...): SQLite allows one writer at a time, "
+    "so more processes only queue for its lock, and requests that wait past the timeout fail."
+)
+
+
 def _handle(args: argparse.Namespace) -> int:
     from adapters.server.services import ServerConfig
+    from adapters.server.sqldb import is_postgres_dsn
+
+    if args.workers > 1 and not is_postgres_dsn(args.ledger):
+        print(SQLITE_WORKERS_REJECTED, file=sys.stderr)
+        return 2
 
     clock_start = datetime.datetime.strptime(args.clock_start, "%Y-%m-%d %H:%M:%S") if args.clock_start else None
     config = ServerConfig(
@@ -49,35 +78,17 @@ def _handle(args: argparse.Namespace) -> int:
         clock_start=clock_start,
         test_clock=args.test_clock,
     )
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from adapters.server.workers import LOG_FORMAT, run_workers
+
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
+    if args.workers > 1:
+        return run_workers(config, host=args.host, port=args.port, workers=args.workers, graceful_timeout=args.graceful_timeout, log_level=args.log_level)
     run_server(config, host=args.host, port=args.port, graceful_timeout=args.graceful_timeout)
     return 0
 
 
 def run_server(config, *, host: str, port: int, graceful_timeout: float = 30.0) -> None:
     """Serve until SIGINT/SIGTERM: then stop accepting, finish in-flight requests, close the pools."""
-    import uvicorn
+    from adapters.server.workers import run_single
 
-    from adapters.server.app import SettlementApp
-    from adapters.server.wiring import build_services, close_services
-    from adapters.services.http import mount_services
-
-    async def startup():
-        return await build_services(config)
-
-    # The card, employment, pension and self-service routes share the server's services.
-    app = mount_services(SettlementApp(startup=startup, shutdown=close_services))
-    server_config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_config=None,
-        timeout_graceful_shutdown=graceful_timeout,
-    )
-    uvicorn.Server(server_config).run()
-
-
+    run_single(config, host=host, port=port, graceful_timeout=graceful_timeout)

@@ -55,10 +55,13 @@ class Services:
     rules: RuleSet
     clock: Clock
     institutions: dict[str, Institution] = field(default_factory=dict)
+    # Worker slot (0-99) of ``settlement serve --workers``, the first two digits of the
+    # 10-digit serial, so that workers sharing a port do not issue the same inf_refmsgid.
+    serial_slot: int = 0
     _serial: Any = field(default_factory=lambda: itertools.count(1))
 
     def next_serial(self) -> int:
-        return next(self._serial)
+        return self.serial_slot * 10**8 + next(self._serial) % 10**8
 
     def new_id(self, prefix: str, now: datetime.datetime) -> str:
         """Return a new platform id: prefix, time to the second and 8 random digits (at most 30 characters)."""

@@ -15,7 +15,7 @@ from settlement.persons import Institution, Person, read_institutions, read_pers
 from settlement.policy import load_rules
 from settlement.store import DepositRequest
 
-__all__ = ["build_services", "close_services", "load_persons", "read_person_file", "read_institution_file"]
+__all__ = ["build_services", "close_services", "load_persons", "prepare_ledger", "read_person_file", "read_institution_file"]
 
 logger = logging.getLogger("settlement.server")
 
@@ -69,26 +69,61 @@ async def load_institutions(db: Database, institutions: list[Institution]) -> No
             await state.upsert_institution(conn, institution)
 
 
-async def build_services(config: ServerConfig) -> Services:
-    """Open the databases, apply the server's migrations, load rules and the optional seed files."""
-    from adapters.ledger import migrate_ledger, open_store
+async def prepare_ledger(config: ServerConfig) -> None:
+    """Apply the pending migrations and load the seed files, then close the connections.
 
-    rules = load_rules(config.rules_dir)
+    ``settlement serve --workers N`` runs this once in the parent process, so that N workers
+    starting together do not each migrate and load the same files.
+    """
+    from adapters.ledger import open_store
+
+    await _migrate(config)
+    db = await open_database(config.ledger_dsn, schema=config.pg_schema)
+    try:
+        ledger = await open_store(config.ledger_dsn)
+        try:
+            await _load_seed_files(config, db, ledger, Clock(config.clock_start))
+        finally:
+            await ledger.close()
+    finally:
+        await db.close()
+
+
+async def _migrate(config: ServerConfig) -> None:
+    from adapters.ledger import migrate_ledger
+
     # The ledger's migration run applies the server's tables too (adapters/server/migrations).
     applied = await migrate_ledger(config.ledger_dsn)
     if applied:
         logger.info("server: migrations applied %s", ", ".join(applied))
-    db = await open_database(config.ledger_dsn, schema=config.pg_schema)
-    ledger = await open_store(config.ledger_dsn)
-    clock = Clock(config.clock_start)
-    services = Services(config=config, db=db, ledger=ledger, rules=rules, clock=clock)
 
+
+async def _load_seed_files(config: ServerConfig, db: Database, ledger: Any, clock: Clock) -> None:
     if config.institutions_file:
         await load_institutions(db, read_institution_file(config.institutions_file))
     if config.persons_file:
         persons = read_person_file(config.persons_file)
         count = await load_persons(db, ledger, persons, year=clock.now().year, batch=pathlib.Path(config.persons_file).name)
         logger.info("server: persons loaded count=%d file=%s", count, config.persons_file)
+
+
+async def build_services(config: ServerConfig, *, prepared: bool = False) -> Services:
+    """Open the databases, apply the server's migrations, load rules and the optional seed files.
+
+    With ``prepared`` (a worker process after ``prepare_ledger``), skip the migrations and the
+    seed files and only open the databases and read the institutions.
+    """
+    from adapters.ledger import open_store
+
+    rules = load_rules(config.rules_dir)
+    if not prepared:
+        await _migrate(config)
+    db = await open_database(config.ledger_dsn, schema=config.pg_schema)
+    ledger = await open_store(config.ledger_dsn)
+    clock = Clock(config.clock_start)
+    services = Services(config=config, db=db, ledger=ledger, rules=rules, clock=clock)
+    if not prepared:
+        await _load_seed_files(config, db, ledger, clock)
 
     async with db.transaction() as conn:
         services.institutions = await state.load_institutions(conn)

@@ -124,28 +124,41 @@ async def check_verification_code(ctx: ServiceContext, psn_no: str, code: str) -
 @dataclass
 class Cardholder:
     psn_no: str
-    expires: float
+    expires: int  # unix seconds
+
+
+def _hash_session(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
 
 
 class SessionStore:
-    """Cardholder sessions of this process, by random id.
+    """Cardholder sessions by random id, stored in the server's database (``svc_session``).
 
-    NOTE: sessions live in memory, so a restart or another worker process does not know
-    them and the cardholder verifies again.
+    Every server process on the database accepts a session that any of them opened. Only
+    the SHA-256 of a session id is stored. Expiry is by wall-clock unix seconds, so the
+    servers' clocks must agree.
     """
 
-    def __init__(self) -> None:
-        self._sessions: dict[str, Cardholder] = {}
-
-    def open(self, psn_no: str) -> str:
-        now = time.monotonic()
-        self._sessions = {key: value for key, value in self._sessions.items() if value.expires > now}
+    async def open(self, ctx: ServiceContext, psn_no: str) -> str:
+        """Store a new session for ``psn_no`` and return its id (the cookie value)."""
+        now = int(time.time())
         session_id = secrets.token_urlsafe(24)
-        self._sessions[session_id] = Cardholder(psn_no, now + SESSION_SECONDS)
+        async with ctx.db.transaction() as conn:
+            # Expired sessions are deleted whenever one opens, which keeps the table small.
+            await conn.execute("DELETE FROM svc_session WHERE expires_at <= $1", now)
+            await conn.execute(
+                "INSERT INTO svc_session (session_hash, psn_no, expires_at) VALUES ($1, $2, $3)",
+                _hash_session(session_id), psn_no, now + SESSION_SECONDS,
+            )
         return session_id
 
-    def get(self, session_id: str) -> Cardholder | None:
-        holder = self._sessions.get(session_id)
-        if holder is None or holder.expires <= time.monotonic():
+    async def get(self, ctx: ServiceContext, session_id: str) -> Cardholder | None:
+        """Return the live session's cardholder, or None for an unknown or expired id."""
+        if not session_id:
             return None
-        return holder
+        async with ctx.db.read_transaction() as conn:
+            row = await conn.fetchrow(
+                "SELECT psn_no, expires_at FROM svc_session WHERE session_hash = $1 AND expires_at > $2",
+                _hash_session(session_id), int(time.time()),
+            )
+        return None if row is None else Cardholder(row["psn_no"], int(row["expires_at"]))

@@ -258,7 +258,7 @@ class ServicesApp:
         return institution.fixmedins_code
 
     async def _self_summary(self, method: str, headers: dict[str, str]) -> dict[str, Any]:
-        holder = self.sessions.get(_session_id(headers) or "")
+        holder = await self.sessions.get(self.context(), _session_id(headers) or "")
         if holder is None:
             raise auth.AuthError(401, SettlementError(ErrorCode.VERIFICATION_FAILED))
         if method != "GET":
@@ -287,6 +287,7 @@ class ServicesApp:
             psn_no = await summary.find_cardholder(ctx, number)
             await auth.check_verification_code(ctx, psn_no, code)
             page = render_summary(await summary.person_summary(ctx, psn_no), lang)
+            session_id = await self.sessions.open(ctx, psn_no)
         except SettlementError as error:
             # The same message for an unknown number and a wrong code, so the page does not reveal who is insured.
             public_error = error if error.code is not ErrorCode.UNKNOWN_PERSON else SettlementError(ErrorCode.VERIFICATION_FAILED)
@@ -298,7 +299,6 @@ class ServicesApp:
             failure = SettlementError(ErrorCode.SERVICE_UNAVAILABLE, detail="内部错误，请稍后重试", detail_en="internal error, retry later")
             await _send(send, 500, render_form(failure.message(lang), number, lang).encode("utf-8"), b"text/html; charset=utf-8")
             return
-        session_id = self.sessions.open(psn_no)
         logger.info("self-service: lookup psn_no=%s", psn_no)
         cookie = f"{auth.SESSION_COOKIE}={session_id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={auth.SESSION_SECONDS}".encode("latin-1")
         await _send(send, 200, page.encode("utf-8"), b"text/html; charset=utf-8", [(b"set-cookie", cookie)])
