@@ -92,6 +92,16 @@ class ErrorCode(enum.Enum):
     REFUND_RESIDUE = (6024, "字段 {field} 退费后原明细 {value} 数量为 0 但金额不为 0：{detail}", "field {field}: after this refund line {value} has quantity 0 but amount {detail}")
     NOT_ENROLLED = (6025, "人员未参加险种 {value}", "the person is not enrolled in insurance type {value}")
     SERVICE_UNAVAILABLE = (6026, "服务暂时不可用：{detail}", "service temporarily unavailable: {detail}")
+    BAD_DATE_RANGE = (6050, "字段 {field} 的对账期间 {value} 无效：{detail}", "field {field}: reconciliation period {value} is invalid: {detail}")
+    UNKNOWN_FILE = (6051, "字段 {field} 的文件 {value} 不存在或不属于本机构：{detail}", "field {field}: file {value} not found for this institution: {detail}")
+    DETAIL_TOTALS_MISMATCH = (6052, "字段 {field} 的值 {value} 与明细文件不符：{detail}", "field {field}: value {value} does not match the detail file: {detail}")
+    WRONG_VISIT_KIND = (6027, "字段 {field} 的就诊 {value} 是{detail}", "field {field}: visit {value} is {detail}")
+    NOT_REVERSIBLE = (6028, "字段 {field} 的交易 {value} 不能冲正：{detail}", "field {field}: transaction {value} cannot be reversed: {detail}")
+    ALREADY_REVERSED = (6029, "报文 {value} 已于 {detail} 冲正", "message {value} was already reversed at {detail}")
+    ORIGINAL_MISMATCH = (6030, "字段 {field} 的值 {value} 与原报文{detail}不一致", "field {field}: value {value} does not match the original message's {detail}")
+    UNKNOWN_ORIGINAL_MESSAGE = (6031, "字段 {field} 的原报文 {value} 不存在或不属于本机构", "field {field}: original message {value} not found for this institution")
+    STAY_STATE = (6032, "字段 {field} 的住院 {value} {detail}", "field {field}: stay {value} {detail}")
+    QUERY_PERIOD_INVALID = (6040, "字段 {field} 的查询时间 {value} 无效：{detail}", "field {field}: query time {value} is invalid: {detail}")
 
     # Ledger: journal, balances, accumulators and the database behind them (7xxx).
     UNBALANCED_TRANSACTION = (7001, "交易 {value} 借贷不平衡：{detail}", "transaction {value} does not balance: {detail}")

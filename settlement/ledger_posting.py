@@ -213,6 +213,9 @@ def request_digest(request: SettlementRequest | CancelRequest | DepositRequest |
     fields = msgspec.structs.asdict(request)
     fields.pop("msgid", None)
     fields.pop("setl_time", None)
+    if fields.get("year", 0) is None:
+        # Absent means the year of setl_time; leaving it out keeps the digests of earlier records.
+        del fields["year"]
     return hashlib.sha256(msgspec.json.encode(fields, order="sorted")).hexdigest()
 
 
@@ -434,7 +437,7 @@ def build_settlement_record(
         clr_type=request.clr_type,
         clr_optins=request.clr_optins,
         setl_time=request.setl_time,
-        year=int(request.setl_time[:4]),
+        year=request.accumulator_year,
         feedetl_sns=request.feedetl_sns,
         original_setl_id=None,
         request_digest=digest,

@@ -48,7 +48,9 @@ class SettlementRequest(msgspec.Struct, frozen=True, kw_only=True):
     ``yyyy-MM-dd HH:mm:ss``; its year selects the accumulators. ``feedetl_sns`` lists the
     fee lines the settlement covers. ``family_psn_no`` names the relative whose account
     pays mutual aid (家庭共济), if one is bound. ``input`` is the request body as the server
-    decoded it, kept for replay.
+    decoded it, kept for replay. ``year`` names the accumulator year when the region's
+    ``year_rule`` picks another year than that of ``setl_time`` (an inpatient stay admitted
+    last year, under ``admission_year``); ``None`` means the year of ``setl_time``.
 
     Two requests have the same content when every field except ``msgid`` and
     ``setl_time`` is equal, so a retry under a new msgid or stamped at a later time is still
@@ -70,6 +72,12 @@ class SettlementRequest(msgspec.Struct, frozen=True, kw_only=True):
     family_psn_no: str | None = None
     clr_optins: str = ""
     input: dict[str, Any] = {}
+    year: int | None = None
+
+    @property
+    def accumulator_year(self) -> int:
+        """Return the year whose accumulators this settlement reads and moves."""
+        return self.year if self.year is not None else int(self.setl_time[:4])
 
 
 class CancelRequest(msgspec.Struct, frozen=True, kw_only=True):

@@ -47,13 +47,11 @@ DEFAULT_POLICY = {"deductible": "0.00", "pool_ratio": "0.80", "annual_fund_cap":
 # Transactions named in the case format that are missing from the server, with their names.
 TRANSACTION_NAMES = {
     "2301": "inpatient fee upload 2301", "2303": "inpatient pre-settlement 2303", "2304": "inpatient settlement 2304",
-    "2601": "reversal 2601", "3201": "reconciliation 3201", "3202": "reconciliation detail 3202",
+    "2601": "reversal 2601",
 }
 
 # State checks the engine cannot serve yet, with what is missing.
-UNSUPPORTED_STATE = {
-    "ledger_added": "reversal records (2601) are not built",
-}
+UNSUPPORTED_STATE: dict[str, str] = {}
 
 # Case-format accumulator names mapped to the engine's, by the medical type of the visit.
 ACCUMULATOR_NAMES = {
@@ -221,11 +219,18 @@ class CaseRun:
             for row in rows:
                 row.pop("note", None)
                 row.pop("uploaded_by_msgid", None)
-            answer = self.send("2204", {"feedetail": rows}, visit["begntime"], msgid=msgid or None)
+            # A stay (medical type 2x) takes its lines through the inpatient upload.
+            infno = "2301" if visit.get("med_type", "11").startswith("2") else "2204"
+            answer = self.send(infno, {"feedetail": rows}, visit["begntime"], msgid=msgid or None)
             assert answer["infcode"] == 0, f"setup: stored lines rejected: {answer['err_msg']}"
 
     def _settle_ledger_rows(self) -> None:
         for row in self.setup.get("ledger") or []:
+            # A row of a case without visits (a reconciliation case) has no fee lines that 2207
+            # could settle, so it is written through the ledger store directly.
+            if row.get("mdtrt_id") is None and not self.visits:
+                self.aliases[row["setl_id"]] = _store_ledger_row(self.inspector.dsn, row, self.person)
+                continue
             visit = self.visit(row.get("mdtrt_id"))
             data = {
                 "psn_no": self.person["psn_no"], "mdtrt_cert_type": "03", "mdtrt_cert_no": _card_of(self.person),
@@ -307,7 +312,12 @@ class CaseRun:
             if key in UNSUPPORTED_STATE:
                 continue
             actual = self.state_value(key, wanted, ledger_count)
-            if isinstance(wanted, dict):
+            if isinstance(wanted, list) and wanted and isinstance(wanted[0], dict):
+                assert len(actual) == len(wanted), f"{label}: state {key} has {len(actual)} rows, expected {len(wanted)}: {actual}"
+                for index, (row, wanted_row) in enumerate(zip(actual, wanted)):
+                    for name, value in self.resolve(wanted_row).items():
+                        assert _same(row[name], value), f"{label}: state {key}[{index}].{name} is {row[name]}, expected {value}"
+            elif isinstance(wanted, dict):
                 for name, value in wanted.items():
                     assert _same(actual[name], value), f"{label}: state {key}.{name} is {actual[name]}, expected {value}"
             else:
@@ -322,6 +332,15 @@ class CaseRun:
         if key == "acct_balc":
             rows = inspector.query("SELECT debits_posted, credits_posted FROM ledger_accounts WHERE account_key = $1", f"personal:{psn_no}")
             return _fen(rows[0][1] - rows[0][0]) if rows else "0.00"
+        if key == "ledger_added":
+            rows = inspector.query(
+                "SELECT kind, original_setl_id, setl_time, medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay FROM ledger_settlements ORDER BY txn_id"
+            )
+            return [
+                {"reverses": row[1], "setl_time": row[2], "refd_setl_flag": "1" if row[0] == "cancel" else "0",
+                 "medfee_sumamt": _fen(row[3]), "fund_pay_sumamt": _fen(row[4]), "acct_pay": _fen(row[5]), "psn_cash_pay": _fen(row[6])}
+                for row in rows[ledger_count:]
+            ]
         if key == "new_ledger_records":
             return len(inspector.query("SELECT txn_id FROM ledger_settlements")) - ledger_count
         if key == "stored_line_count":
@@ -421,6 +440,79 @@ def _insert_visits(dsn: str, visits: list[dict], person: dict) -> None:
             await db.close()
 
     asyncio.run(run())
+
+
+def _store_ledger_row(dsn: str, row: dict, person: dict) -> str:
+    """Write a case's ledger row that has no visit with the ledger store's settle API; return the engine's setl_id.
+
+    The row's figures map onto the engine's settlement outputs so that the store's
+    identities hold (fund = the five fund layers, person part = account + cash,
+    medical fee = fund + person part + hospital part):
+
+    * ``fund_pay_sumamt`` is stored as the fund total. The engine has no ``oth_pay`` layer,
+      so the whole total (``hifp_pay`` plus any ``oth_pay`` of the row) is stored as ``hifp_pay``.
+    * ``acct_pay`` is stored as is and is taken from the personal account, which the test funds first.
+    * ``hosp_part_amt`` is kept when the row states it. It moves no money and is outside the fund total.
+    * The cash payment is the rest: medfee - fund - acct - hosp_part.
+
+    Reconciliation reads only the medical fee, fund and account figures, which are stored
+    exactly as the row states them. Year-to-date fund counters are left alone, as no case
+    without visits checks them.
+    """
+    import asyncio
+
+    from adapters.ledger import open_store
+    from settlement.money import parse_amount
+    from settlement.store import SettlementPlan, SettlementRequest
+    from settlement.types import FundDetail, SettlementOutputs, SettlementResult
+
+    def fen(name: str) -> int:
+        return parse_amount(row.get(name) or "0", f"setup.ledger.{row['setl_id']}.{name}", allow_negative=True)
+
+    medfee, fund, acct, hosp_part = fen("medfee_sumamt"), fen("fund_pay_sumamt"), fen("acct_pay"), fen("hosp_part_amt")
+    cash = medfee - fund - acct - hosp_part
+
+    def compute(before: dict[str, int]):
+        balance = before["acct_balc"] - acct
+        outputs = SettlementOutputs(
+            medfee_sumamt=medfee, fulamt_ownpay_amt=0, overlmt_selfpay=0, preselfpay_amt=0, inscp_scp_amt=medfee, act_pay_dedc=0,
+            hifp_pay=fund, hifob_pay=0, hifmi_pay=0, cvlserv_pay=0, maf_pay=0, fund_pay_sumamt=fund, psn_part_amt=acct + cash,
+            acct_pay=acct, acct_mulaid_pay=0, psn_cash_pay=cash, hosp_part_amt=hosp_part, balc=balance, pool_prop_selfpay=0,
+        )
+        details = (FundDetail(layer="hifp", inscp_scp_amt=medfee, crt_payb_lmt_amt=None, fund_payamt=fund),) if fund else ()
+        result = SettlementResult(outputs=outputs, lines=(), fund_details=details, accumulators_after={"acct_balc": balance}, trace=())
+        return SettlementPlan(result=result, rule_version="field-case-setup")
+
+    request = SettlementRequest(
+        fixmedins_code=HOSPITAL["fixmedins_code"], msgid=row.get("msgid") or f"FC-{row['setl_id']}"[:30],
+        mdtrt_id=f"MDTRT-{row['setl_id']}", chrg_bchno=row.get("chrg_bchno") or row["setl_id"], psn_no=person["psn_no"],
+        insuplc_admdvs=REGION, insutype=row.get("insutype", person.get("insutype", "310")), med_type=row.get("med_type", "11"),
+        clr_type=row.get("clr_type", "11"), setl_time=row["setl_time"], acct_used=acct != 0, clr_optins=row.get("setl_optins", REGION),
+    )
+
+    async def run() -> str:
+        store = await open_store(dsn)
+        try:
+            return (await store.settle(request, compute)).setl_id
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _before_seeded_rows(person: dict, rows: list[dict]) -> dict:
+    """Return the person with the accumulators as they stood before the seeded ledger rows.
+
+    ``setup.person.accumulators`` is the state before step 1, which already counts the
+    settlements of ``setup.ledger``. Those rows are settled again during setup and add
+    their fund payment themselves, so it is taken off the seeded figure first.
+    """
+    years = copy.deepcopy(person.get("accumulators") or {})
+    for row in rows:
+        values = years.get(row["setl_time"][:4])
+        if values is not None and "fund_paid" in values:
+            values["fund_paid"] = str(Decimal(values["fund_paid"]) - Decimal(row.get("fund_pay_sumamt", "0")))
+    return dict(person, accumulators=years)
 
 
 def _seed_accumulators(dsn: str, person: dict, med_type: str) -> None:
@@ -558,7 +650,7 @@ def test_field_case(case_file, ledger, tmp_path):
     persons = [_person_row(person, Decimal(person.get("acct_balc", "0")) + seeded_acct_pay)]
 
     with ledger_dsn(ledger, tmp_path) as dsn:
-        _seed_accumulators(dsn, person, visits[0].get("med_type", "11") if visits else "11")
+        _seed_accumulators(dsn, _before_seeded_rows(person, setup.get("ledger") or []), visits[0].get("med_type", "11") if visits else "11")
         institutions = [HOSPITAL, PHARMACY]
         with running_server(tmp_path, dsn, persons, institutions, extra=["--rules", str(rules_dir)]) as port:
             run = CaseRun(dict(case, setup=dict(setup, person=person)), port, LedgerInspector(dsn))

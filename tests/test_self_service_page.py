@@ -16,6 +16,8 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 from adapters.server.client import Client
 from settlement import signing
@@ -91,13 +93,18 @@ def browser(tmp_path):
 
 
 def submit_form(driver, number, code):
-    """Fill the form with the keyboard only: type, Tab to the next field, Enter to submit."""
+    """Fill the form with the keyboard only: type, Tab to the next field, Enter to submit.
+
+    Returns once the answer page has replaced the form, so the caller reads the new page.
+    """
+    form_page = driver.find_element(By.TAG_NAME, "html")
     field = driver.find_element(By.ID, "number")
     field.clear()
     field.send_keys(number, Keys.TAB)
     focused = driver.switch_to.active_element
     assert focused.get_attribute("id") == "code"
     focused.send_keys(code, Keys.ENTER)
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(form_page))
 
 
 def test_self_service_lookup(server, browser, tmp_path):

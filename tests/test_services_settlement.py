@@ -102,4 +102,10 @@ def test_retirement_changes_settlement_from_its_date(tmp_path):
             assert block["hifp_pay"] == Decimal("2550.00")
             assert block["psn_cash_pay"] == Decimal("450.00")
 
+            # 1101 reports the person type in force on each day.
+            for clock, psn_type in ((BEFORE, "1101"), (AFTER, "1201")):
+                info = await harness.national("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": certno}}, clock)
+                assert info["infcode"] == 0, info
+                assert info["output"]["insuinfo"][0]["psn_type"] == psn_type
+
     run(scenario())

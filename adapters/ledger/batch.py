@@ -206,6 +206,8 @@ class Batch:
         request = op.request
         if op.kind == "settle":
             # A malformed time is rejected when the operation runs; it must not fail the batch here.
+            if request.year is not None:
+                return [(request.psn_no, request.year)]
             year = request.setl_time[:4]
             return [(request.psn_no, int(year))] if year.isdigit() else []
         if op.kind == "cancel":
@@ -417,7 +419,7 @@ class _Run:
                 return SameAs(self._batch_index[batch_key]) if batch_key in self._batch_index else live
             raise SettlementError(ErrorCode.ALREADY_SETTLED, field="chrg_bchno", value=request.chrg_bchno, detail=live.setl_id)
 
-        year = int(request.setl_time[:4])
+        year = request.accumulator_year
         before = self._full_accumulators(request.psn_no, year, request.family_psn_no)
         plan = compute(dict(before))
         txn_id = self._next_id()

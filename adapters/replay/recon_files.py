@@ -16,7 +16,7 @@ from settlement.errors import ErrorCode, SettlementError
 from settlement.money import format_amount, parse_amount, parse_count
 from settlement.replay.reconcile import DetailRow, TotalsRow
 
-__all__ = ["SEPARATORS", "read_details", "read_totals", "write_details", "write_totals"]
+__all__ = ["SEPARATORS", "parse_details", "read_details", "read_totals", "write_details", "write_totals"]
 
 SEPARATORS = {"tab": "\t", "comma": ",", "pipe": "|"}
 
@@ -43,19 +43,19 @@ def write_totals(path: str | Path, rows: Sequence[TotalsRow], separator: str) ->
     Path(path).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
-def _fields(path: Path, line_number: int, line: str, separator: str, expected: int) -> list[str]:
+def _fields(name: str, line_number: int, line: str, separator: str, expected: int) -> list[str]:
     fields = [field.strip() for field in line.split(separator)]
     if len(fields) != expected:
         raise SettlementError(
-            ErrorCode.CLAIM_FILE_INVALID, field=f"line {line_number}", value=path.name,
+            ErrorCode.CLAIM_FILE_INVALID, field=f"line {line_number}", value=name,
             detail=f"应有 {expected} 列，实际 {len(fields)} 列（分隔符是否正确？）",
             detail_en=f"expected {expected} columns, found {len(fields)} (is the separator right?)",
         )
     return fields
 
 
-def _lines(path: Path):
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+def _lines(text: str):
+    for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             yield number, line
 
@@ -63,10 +63,15 @@ def _lines(path: Path):
 def read_details(path: str | Path, separator: str) -> list[DetailRow]:
     """Read a 3202 detail file; raise CLAIM_FILE_INVALID or BAD_NUMBER naming the line."""
     path = Path(path)
+    return parse_details(path.read_text(encoding="utf-8-sig"), path.name, separator)
+
+
+def parse_details(text: str, name: str, separator: str) -> list[DetailRow]:
+    """Parse the text of a 3202 detail file called ``name``; raise CLAIM_FILE_INVALID or BAD_NUMBER naming the line."""
     rows = []
-    for number, line in _lines(path):
-        setl_id, mdtrt_id, psn_no, medfee, fund, acct, flag = _fields(path, number, line, separator, _DETAIL_COLUMNS)
-        where = f"{path.name}:{number}"
+    for number, line in _lines(text):
+        setl_id, mdtrt_id, psn_no, medfee, fund, acct, flag = _fields(name, number, line, separator, _DETAIL_COLUMNS)
+        where = f"{name}:{number}"
         rows.append(DetailRow(
             setl_id=setl_id, mdtrt_id=mdtrt_id, psn_no=psn_no,
             medfee_sumamt=parse_amount(medfee, f"{where}:medfee_sumamt", allow_negative=True),
@@ -81,8 +86,8 @@ def read_totals(path: str | Path, separator: str) -> list[TotalsRow]:
     """Read a 3201 totals file; raise CLAIM_FILE_INVALID or BAD_NUMBER naming the line."""
     path = Path(path)
     rows = []
-    for number, line in _lines(path):
-        code, begin, end, insutype, clr_type, medfee, fund, acct, count, flag = _fields(path, number, line, separator, _TOTALS_COLUMNS)
+    for number, line in _lines(path.read_text(encoding="utf-8-sig")):
+        code, begin, end, insutype, clr_type, medfee, fund, acct, count, flag = _fields(path.name, number, line, separator, _TOTALS_COLUMNS)
         where = f"{path.name}:{number}"
         rows.append(TotalsRow(
             fixmedins_code=code, stmt_begndate=begin, stmt_enddate=end, insutype=insutype, clr_type=clr_type,

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from adapters.server import handlers_settle, handlers_visit, state
+from adapters.server import handlers_inpatient, handlers_query, handlers_reconcile, handlers_reversal, handlers_settle, handlers_visit, state
 from adapters.server.admission import Admission, Rejection
 from adapters.server.handlers_visit import Call
 from adapters.server.services import Services
@@ -32,7 +32,10 @@ __all__ = ["SettlementApp"]
 
 logger = logging.getLogger("settlement.server")
 
-HANDLERS = {**handlers_visit.HANDLERS, **handlers_settle.HANDLERS}
+HANDLERS = {
+    **handlers_visit.HANDLERS, **handlers_settle.HANDLERS, **handlers_inpatient.HANDLERS, **handlers_reversal.HANDLERS,
+    **handlers_query.HANDLERS, **handlers_reconcile.HANDLERS,
+}
 
 # Transactions that need a live sign_no: everything but sign-in/out and the person query.
 _NEEDS_SIGN_IN = frozenset(HANDLERS) - {"9001", "9002", "1101"}
@@ -84,6 +87,7 @@ class SettlementApp:
         started = time.perf_counter()
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         lang = "en" if headers.get("accept-language", "").lower().startswith("en") else "zh"
+        handlers_reconcile.RESPONSE_LANGUAGE.set(lang)
 
         if scope["path"] == "/health":
             await _send(send, 200, b'{"status":"ok"}')
@@ -309,6 +313,8 @@ def _require(value: str | None, field: str, max_len: int) -> str:
 
 
 def _replay(stored: state.StoredMessage, infno: str, digest: str, msgid: str, services: Services, now: datetime.datetime) -> bytes:
+    if stored.digest.startswith(handlers_reversal.REVERSED_DIGEST):
+        raise SettlementError(ErrorCode.ALREADY_REVERSED, field="msgid", value=msgid, detail=stored.digest[len(handlers_reversal.REVERSED_DIGEST):])
     if stored.infno != infno or stored.digest != digest:
         raise SettlementError(
             ErrorCode.MSGID_REUSED, field="msgid", value=msgid,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -28,13 +29,22 @@ class Claim:
     params: SchemeParams
     lines: tuple[FeeLine, ...]
     year: int
+    med_type: str
 
     def input(self, accumulators: dict[str, int], acct_used: bool) -> ClaimInput:
         return ClaimInput(params=self.params, lines=self.lines, accumulators=accumulators, acct_used=acct_used)
 
 
-def resolve_claim(call: Call, person: Person, insutype: str, med_type: str, lines: tuple[FeeLine, ...], field: str) -> Claim:
-    """Pick the person's policy in force today and resolve the scheme of ``med_type``."""
+def resolve_claim(
+    call: Call, person: Person, insutype: str, med_type: str, lines: tuple[FeeLine, ...], field: str, *, admission: datetime.date | None = None
+) -> Claim:
+    """Pick the person's policy and resolve the scheme of ``med_type``.
+
+    The policy in force today decides, by its ``year_rule``, whose year's accumulators the
+    claim uses. When that rule picks the year of an earlier ``admission`` (a stay across
+    the new year under ``admission_year``), the policy in force on the admission date
+    settles the whole stay, so the limits and the accumulators belong to the same year.
+    """
     if insutype != person.insutype:
         raise SettlementError(ErrorCode.NOT_ENROLLED, field=f"{field}.insutype", value=insutype)
     word = visits.MED_TYPE_WORDS.get(med_type)
@@ -45,9 +55,12 @@ def resolve_claim(call: Call, person: Person, insutype: str, med_type: str, line
         )
     today = call.now.date()
     policy = call.services.rules.policy_for(person.insuplc_admdvs, insutype, today)
+    year = policy.accumulator_year(admission, today)
+    if admission is not None and year != today.year:
+        policy = call.services.rules.policy_for(person.insuplc_admdvs, insutype, admission)
     group = person_group(person.psn_type, visits.age_in_years(person, today))
     params = policy.resolve(word, group, call.institution.hosp_lv, person.cvlserv_flag == "1", person.maf_type)
-    return Claim(person=person, policy=policy, params=params, lines=lines, year=policy.accumulator_year(None, today))
+    return Claim(person=person, policy=policy, params=params, lines=lines, year=year, med_type=med_type)
 
 
 def split_lines(call: Call, person: Person, insutype: str, med_type: str, lines: Sequence[FeeLineIn], field: str) -> list[visits.LineSplit]:

@@ -11,18 +11,18 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
-from adapters.server import state
+from adapters.server import settle_reads, state
 from adapters.server.admission import Admission
 from adapters.server.claims import Claim, resolve_claim
-from adapters.server.handlers_visit import Call, resolve_person
+from adapters.server.handlers_visit import Call, is_stay, resolve_person
 from adapters.services import hooks as service_hooks
 from settlement import engine, visits
 from settlement.errors import ErrorCode, SettlementError
 from settlement.persons import Person
-from settlement.protocol import outputs, requests
+from settlement.protocol import outputs, query_outputs, requests
 from settlement.store import CancelRequest, SettlementPlan, SettlementRecord, SettlementRequest
 
-__all__ = ["ADMITTING_HANDLERS", "AdmittingHandler", "HANDLERS", "settle_request"]
+__all__ = ["ADMITTING_HANDLERS", "AdmittingHandler", "ClaimReader", "HANDLERS", "cancel_answer", "claim_lines", "named_person_with_credential", "pre_settle_request", "settle_request"]
 
 
 async def _named_person(conn, psn_no: str, field: str) -> Person:
@@ -32,7 +32,7 @@ async def _named_person(conn, psn_no: str, field: str) -> Person:
     return person
 
 
-async def _person_with_credential(conn, psn_no: str, cert_type: str, cert_no: str, field: str) -> Person:
+async def named_person_with_credential(conn, psn_no: str, cert_type: str, cert_no: str, field: str) -> Person:
     """Return the named person after checking that the credential is theirs.
 
     The credential's holder is read first, and when it is the named person that one read
@@ -52,31 +52,47 @@ async def _person_with_credential(conn, psn_no: str, cert_type: str, cert_no: st
 
 async def _batch_claim(call: Call, req: requests.SettleRequest, conn) -> tuple[Claim, list[state.StoredLine]]:
     """Read the visit, person and stored lines of a 2206/2207 batch on ``conn`` and check the claimed total."""
-    visit, stored = await state.visit_with_batch_lines(conn, req.mdtrt_id, call.code, req.chrg_bchno)
+    visit, stored, settling_person = await settle_reads.visit_batch_and_person(
+        conn, mdtrt_id=req.mdtrt_id, fixmedins_code=call.code, chrg_bchno=req.chrg_bchno, psn_no=req.psn_no,
+        cert_type=req.cert_type, cert_no=req.cert_no, on_date=call.now.date(),
+    )
     if visit is None:
         raise SettlementError(ErrorCode.UNKNOWN_VISIT, field="input.data.mdtrt_id", value=req.mdtrt_id)
     if visit.cancelled:
         raise SettlementError(ErrorCode.VISIT_CANCELLED, field="input.data.mdtrt_id", value=req.mdtrt_id)
+    if is_stay(visit):
+        raise SettlementError(
+            ErrorCode.WRONG_VISIT_KIND, field="input.data.mdtrt_id", value=req.mdtrt_id,
+            detail="住院，请用 2303/2304 结算", detail_en="an inpatient stay; settle with 2303/2304",
+        )
     if visit.psn_no != req.psn_no:
         raise SettlementError(
             ErrorCode.PERSON_MISMATCH, field="input.data.psn_no", value=req.psn_no,
             detail=f"就诊 {req.mdtrt_id} 的人员", detail_en=f"the person of visit {req.mdtrt_id}",
         )
-    person = await _person_with_credential(conn, req.psn_no, req.cert_type, req.cert_no, "input.data")
-    # From a retirement's effective date on, the person settles in the retired group.
-    person = await service_hooks.person_on(conn, person, call.now.date())
+    # Read with the visit for a card that is the person's own; the general path otherwise, which raises the errors.
+    person = settling_person
+    if person is None:
+        person = await named_person_with_credential(conn, req.psn_no, req.cert_type, req.cert_no, "input.data")
+        # From a retirement's effective date on, the person settles in the retired group.
+        person = await service_hooks.person_on(conn, person, call.now.date())
 
+    lines = claim_lines(req, stored, "input.data.chrg_bchno")
+    return resolve_claim(call, person, req.insutype, req.med_type, lines, "input.data"), stored
+
+
+def claim_lines(req: requests.SettleRequest, stored: list[state.StoredLine], batch_field: str) -> tuple:
+    """Check the claimed total against the batch's stored lines and return them as kernel fee lines."""
     if not stored:
-        raise SettlementError(ErrorCode.NO_DETAILS, field="input.data.chrg_bchno", value=req.chrg_bchno)
+        raise SettlementError(ErrorCode.NO_DETAILS, field=batch_field, value=req.chrg_bchno)
     visits.check_claim_total("input.data.medfee_sumamt", req.medfee_sumamt, req.chrg_bchno, [line.amount for line in stored])
-    lines = tuple(
+    return tuple(
         visits.claim_line(
             line.feedetl_sn, line.med_list_codg, line.amount, line.price_micro, line.quantity, line.charge_class,
             line.selfpay_prop, line.price_cap_micro,
         )
         for line in stored
     )
-    return resolve_claim(call, person, req.insutype, req.med_type, lines, "input.data"), stored
 
 
 def _settle_output(call: Call, claim: Claim, result, *, mdtrt_id: str, med_type: str, insutype: str, cert_type: str,
@@ -89,13 +105,17 @@ def _settle_output(call: Call, claim: Claim, result, *, mdtrt_id: str, med_type:
 
 
 async def pre_settle(call: Call) -> bytes:
-    req = requests.read_settle(call.input)
+    return await pre_settle_request(call, requests.read_settle(call.input), _batch_claim)
+
+
+async def pre_settle_request(call: Call, req: requests.SettleRequest, reader: ClaimReader) -> bytes:
+    """Compute a 2206 or 2303 answer from the stored lines; only the message is recorded."""
     async with call.services.db.transaction() as conn:
-        claim, _ = await _batch_claim(call, req, conn)
+        claim, _ = await reader(call, req, conn)
     accumulators = await call.services.ledger.accumulators(req.psn_no, claim.year)
     result = engine.settle(claim.input(accumulators, req.acct_used))
     info, details = _settle_output(
-        call, claim, result, mdtrt_id=req.mdtrt_id, med_type=req.med_type, insutype=req.insutype, cert_type=req.cert_type,
+        call, claim, result, mdtrt_id=req.mdtrt_id, med_type=claim.med_type, insutype=req.insutype, cert_type=req.cert_type,
         setl_time=call.stamp, setl_id=None, msgid=call.msgid,
     )
     output = outputs.encode_output(outputs.SettleOutput(setlinfo=info, setldetail=details))
@@ -118,17 +138,7 @@ def _record_output(claim: Claim, record: SettlementRecord, *, cert_type: str) ->
 
 
 def _record_details(record: SettlementRecord) -> list[outputs.SetlDetail]:
-    return [
-        outputs.SetlDetail(
-            fund_pay_type=row.fund_pay_type,
-            inscp_scp_amt=outputs.yuan(row.inscp_scp_amt),
-            crt_payb_lmt_amt=outputs.yuan(row.crt_payb_lmt_amt or 0),
-            fund_payamt=outputs.yuan(row.fund_payamt),
-            fund_pay_type_name=row.fund_pay_type_name,
-        )
-        for row in record.setldetail
-        if row.fund_payamt != 0
-    ]
+    return query_outputs.setl_details(record.setldetail)
 
 
 def _compute(claim: Claim, acct_used: bool, splits: requests.SplitAmounts | None, guard=None):
@@ -144,13 +154,15 @@ def _compute(claim: Claim, acct_used: bool, splits: requests.SplitAmounts | None
     return compute
 
 
-async def _ledger_settle(call: Call, claim: Claim, *, mdtrt_id: str, chrg_bchno: str, med_type: str, insutype: str,
+async def _ledger_settle(call: Call, claim: Claim, *, mdtrt_id: str, chrg_bchno: str, insutype: str,
                          acct_used: bool, splits: requests.SplitAmounts | None, guard=None) -> SettlementRecord:
+    med_type = claim.med_type
     request = SettlementRequest(
         fixmedins_code=call.code, msgid=call.msgid, mdtrt_id=mdtrt_id, chrg_bchno=chrg_bchno, psn_no=claim.person.psn_no,
         insuplc_admdvs=claim.person.insuplc_admdvs, insutype=insutype, med_type=med_type,
         clr_type=visits.CLR_TYPE_BY_MED_TYPE.get(med_type, "99"), setl_time=call.stamp, acct_used=acct_used,
         feedetl_sns=tuple(line.feedetl_sn for line in claim.lines), clr_optins=claim.person.insuplc_admdvs,
+        year=claim.year if claim.year != call.now.year else None,
     )
     record = await call.services.ledger.settle(request, _compute(claim, acct_used, splits, guard))
     if record.msgid != call.msgid:
@@ -166,19 +178,28 @@ async def settle(call: Call) -> bytes:
     return await settle_request(call, req, None)
 
 
-async def settle_request(call: Call, req: requests.SettleRequest, admission: Admission | None) -> bytes | state.StoredMessage:
-    """Settle a decoded 2207; with ``admission``, also run the request's nonce, sign-in and msgid checks.
+# Reads the claim of a settlement request on a connection: the batch of a 2207, the stay of a 2304.
+ClaimReader = Callable[[Call, requests.SettleRequest, Any], Awaitable[tuple[Claim, list[state.StoredLine]]]]
 
-    The checks then share the settlement's own transaction, so the server commits once per
-    settlement beside the ledger. For a message id with a stored output, the stored
-    message is returned for the caller to replay.
+
+async def settle_request(
+    call: Call, req: requests.SettleRequest, admission: Admission | None, reader: ClaimReader = _batch_claim
+) -> bytes | state.StoredMessage:
+    """Settle a decoded 2207 (or, with the stay's ``reader``, a 2304).
+
+    With ``admission``, also run the request's nonce, sign-in and msgid checks. The checks
+    then share the settlement's own transaction, so the server commits once per settlement
+    beside the ledger. For a message id with a stored output, the stored message is
+    returned for the caller to replay.
     """
     if call.services.db.dialect == "postgres":
-        return await _settle_holding_visit_lock(call, req, admission)
-    return await _settle_with_guard(call, req, admission)
+        return await _settle_holding_visit_lock(call, req, admission, reader)
+    return await _settle_with_guard(call, req, admission, reader)
 
 
-async def _settle_holding_visit_lock(call: Call, req: requests.SettleRequest, admission: Admission | None) -> bytes | state.StoredMessage:
+async def _settle_holding_visit_lock(
+    call: Call, req: requests.SettleRequest, admission: Admission | None, reader: ClaimReader
+) -> bytes | state.StoredMessage:
     """Settle inside a transaction that holds the visit's lock until the output is recorded.
 
     2204, 2205 and 2202 of the same visit, from any process, wait for the lock, so the lines
@@ -192,27 +213,29 @@ async def _settle_holding_visit_lock(call: Call, req: requests.SettleRequest, ad
             stored = await admission.admit(conn, db.dialect, lock_visit=req.mdtrt_id)
             if stored is not None:
                 return stored
-        claim, _ = await _batch_claim(call, req, conn)
+        claim, _ = await reader(call, req, conn)
         record = await _ledger_settle(
-            call, claim, mdtrt_id=req.mdtrt_id, chrg_bchno=req.chrg_bchno, med_type=req.med_type, insutype=req.insutype,
-            acct_used=req.acct_used, splits=req.splits,
+            call, claim, mdtrt_id=req.mdtrt_id, chrg_bchno=req.chrg_bchno, insutype=req.insutype, acct_used=req.acct_used, splits=req.splits,
         )
         output = _settle_answer(claim, record, req.cert_type)
         await call.record(conn, output)
     return output
 
 
-async def _settle_with_guard(call: Call, req: requests.SettleRequest, admission: Admission | None) -> bytes | state.StoredMessage:
+async def _settle_with_guard(
+    call: Call, req: requests.SettleRequest, admission: Admission | None, reader: ClaimReader
+) -> bytes | state.StoredMessage:
     """Settle on SQLite: read the lines, then let the ledger's compute step check them again.
 
     SQLite has one write lock, and the ledger holds it while it computes and commits, so
     the server cannot hold it too. The guard re-reads the batch's live lines there; a 2204,
     2205 or 2202 that committed since the first read makes the settlement fail unwritten.
 
-    The first transaction only reads, and the nonce is stored with the message record, so
-    the server's writes cost one fsync. Two requests with the same nonce carry the same
-    signed body and msgid, so the ledger settles them once. The one that stores the nonce
-    second is rejected.
+    The first transaction only reads, and the nonce is stored with the message record in a
+    transaction that settlements finishing at the same time share (``write_shared``), so
+    the server's writes cost at most one fsync per settlement. Two requests with the same
+    nonce carry the same signed body and msgid, so the ledger settles them once. The one
+    that stores the nonce second is rejected.
     """
     db = call.services.db
     stored_message = None
@@ -220,7 +243,7 @@ async def _settle_with_guard(call: Call, req: requests.SettleRequest, admission:
         if admission is not None:
             stored_message = await admission.check(conn)
         if stored_message is None:
-            claim, stored = await _batch_claim(call, req, conn)
+            claim, stored = await reader(call, req, conn)
     if stored_message is not None:
         async with db.transaction() as conn:
             await admission.keep_nonce(conn)
@@ -235,14 +258,18 @@ async def _settle_with_guard(call: Call, req: requests.SettleRequest, admission:
             )
 
     record = await _ledger_settle(
-        call, claim, mdtrt_id=req.mdtrt_id, chrg_bchno=req.chrg_bchno, med_type=req.med_type, insutype=req.insutype,
-        acct_used=req.acct_used, splits=req.splits, guard=guard,
+        call, claim, mdtrt_id=req.mdtrt_id, chrg_bchno=req.chrg_bchno, insutype=req.insutype, acct_used=req.acct_used,
+        splits=req.splits, guard=guard,
     )
     output = _settle_answer(claim, record, req.cert_type)
-    async with db.transaction() as conn:
+
+    async def keep(conn) -> None:
         if admission is not None:
             await admission.keep_nonce(conn)
         await call.record(conn, output)
+
+    # Concurrent settlements share this commit, so its fsync is paid once for all of them.
+    await db.write_shared(keep)
     return output
 
 
@@ -251,11 +278,18 @@ def _settle_answer(claim: Claim, record: SettlementRecord, cert_type: str) -> by
     return outputs.encode_output(outputs.SettleOutput(setlinfo=info, setldetail=details))
 
 
-async def _cancel(call: Call, data: requests.SettleCancel) -> SettlementRecord:
+async def _cancel(call: Call, data: requests.SettleCancel, *, stay: bool | None = None) -> SettlementRecord:
+    """Cancel a settlement of this institution; ``stay`` True for 2305, False for 2208, None for a pharmacy sale."""
     services = call.services
     original = await services.ledger.get_settlement(data.setl_id)
     if original is None or original.fixmedins_code != call.code or original.kind != "settle":
         raise SettlementError(ErrorCode.UNKNOWN_SETTLEMENT, field="input.data.setl_id", value=data.setl_id)
+    if stay is not None and original.med_type.startswith("2") != stay:
+        raise SettlementError(
+            ErrorCode.WRONG_VISIT_KIND, field="input.data.setl_id", value=data.setl_id,
+            detail="住院结算，请用 2305 撤销" if not stay else "门诊结算，请用 2208 撤销",
+            detail_en="an inpatient settlement; cancel it with 2305" if not stay else "an outpatient settlement; cancel it with 2208",
+        )
     if original.mdtrt_id != data.mdtrt_id:
         raise SettlementError(
             ErrorCode.PERSON_MISMATCH, field="input.data.mdtrt_id", value=data.mdtrt_id,
@@ -275,8 +309,15 @@ async def _cancel(call: Call, data: requests.SettleCancel) -> SettlementRecord:
 
 
 async def cancel_settlement(call: Call) -> bytes:
-    data = requests.read_settle_cancel(call.input)
-    record = await _cancel(call, data)
+    return await cancel_answer(call, await _cancel(call, requests.read_settle_cancel(call.input), stay=False))
+
+
+async def cancel_stay_settlement(call: Call) -> bytes:
+    return await cancel_answer(call, await _cancel(call, requests.read_settle_cancel(call.input), stay=True))
+
+
+async def cancel_answer(call: Call, record: SettlementRecord) -> bytes:
+    """Answer and record a 2208 or 2305 cancel (or a 2601 that reversed a settlement) from its ledger record."""
     info = visits.cancel_info(
         result=record.outputs, mdtrt_id=record.mdtrt_id, setl_id=record.setl_id, setl_time=record.setl_time,
         msgid=record.msgid, clr_optins=record.clr_optins,
@@ -294,7 +335,7 @@ def _pharmacy_visit_id(fixmedins_code: str, msgid: str) -> str:
 
 async def _drug_claim(call: Call, sale: requests.DrugSale) -> tuple[Claim, list]:
     async with call.services.db.transaction() as conn:
-        person = await _person_with_credential(conn, sale.psn_no, sale.cert_type, sale.cert_no, "input.druginfo")
+        person = await named_person_with_credential(conn, sale.psn_no, sale.cert_type, sale.cert_no, "input.druginfo")
         person = await service_hooks.person_on(conn, person, call.now.date())
     visits.check_claim_total("input.druginfo.medfee_sumamt", sale.medfee_sumamt, "drugdetail", [line.amount for line in sale.lines])
 
@@ -336,8 +377,7 @@ async def pharmacy_settle(call: Call) -> bytes:
     mdtrt_id = _pharmacy_visit_id(call.code, call.msgid)
 
     record = await _ledger_settle(
-        call, claim, mdtrt_id=mdtrt_id, chrg_bchno=mdtrt_id, med_type=sale.med_type, insutype=sale.insutype,
-        acct_used=sale.acct_used, splits=None,
+        call, claim, mdtrt_id=mdtrt_id, chrg_bchno=mdtrt_id, insutype=sale.insutype, acct_used=sale.acct_used, splits=None,
     )
     info, details = _record_output(claim, record, cert_type=sale.cert_type)
     output = outputs.encode_output(outputs.DrugSaleOutput(setlinfo=info, setldetail=details, detlcutinfo=_cut_info(sale, splits)))
@@ -395,6 +435,7 @@ HANDLERS = {
     "2206": pre_settle,
     "2207": settle,
     "2208": cancel_settlement,
+    "2305": cancel_stay_settlement,
     "2101": pharmacy_pre_settle,
     "2102": pharmacy_settle,
     "2103": pharmacy_cancel,

@@ -18,7 +18,7 @@ from settlement.persons import Institution, Person
 from settlement.protocol import codes, outputs, requests
 from settlement.protocol.envelope import RequestEnvelope
 
-__all__ = ["Call", "HANDLERS", "resolve_person"]
+__all__ = ["Call", "HANDLERS", "is_stay", "live_visit", "resolve_person", "store_lines"]
 
 
 @dataclass
@@ -98,6 +98,9 @@ async def person_info(call: Call) -> bytes:
     services = call.services
     async with services.db.transaction() as conn:
         person = await resolve_person(conn, query.cert_type, query.cert_no, "input.data.mdtrt_cert_no")
+        if person is not None:
+            # From a retirement's effective date on, 1101 reports the retired person type, as settlement uses it.
+            person = await service_hooks.person_on(conn, person, call.now.date())
     if person is None:
         raise SettlementError(ErrorCode.UNKNOWN_PERSON, field="input.data.mdtrt_cert_no", value=query.cert_no, sensitive=True)
     if query.psn_name is not None and query.psn_name != person.psn_name:
@@ -154,7 +157,7 @@ async def register(call: Call) -> bytes:
     return output
 
 
-async def _live_visit(call: Call, conn: state.Connection, mdtrt_id: str, psn_no: str, field: str) -> state.StoredVisit:
+async def live_visit(call: Call, conn: state.Connection, mdtrt_id: str, psn_no: str, field: str) -> state.StoredVisit:
     visit = await state.visit_by_id(conn, mdtrt_id, call.code, for_update=True, dialect=call.services.db.dialect)
     if visit is None:
         raise SettlementError(ErrorCode.UNKNOWN_VISIT, field=field, value=mdtrt_id)
@@ -172,7 +175,7 @@ async def cancel_registration(call: Call) -> bytes:
     data = requests.read_registration_cancel(call.input)
     services = call.services
     async with services.db.visit_transaction(data.mdtrt_id) as conn:
-        visit = await _live_visit(call, conn, data.mdtrt_id, data.psn_no, "input.data.mdtrt_id")
+        visit = await live_visit(call, conn, data.mdtrt_id, data.psn_no, "input.data.mdtrt_id")
         covered = await services.ledger.covered_fee_details(call.code, data.mdtrt_id)
         if covered:
             setl_ids = ", ".join(sorted(set(covered.values())))
@@ -192,7 +195,7 @@ async def cancel_registration(call: Call) -> bytes:
 async def visit_info(call: Call) -> bytes:
     update = requests.read_visit_info(call.input)
     async with call.services.db.visit_transaction(update.mdtrt_id) as conn:
-        await _live_visit(call, conn, update.mdtrt_id, update.psn_no, "input.mdtrtinfo.mdtrt_id")
+        await live_visit(call, conn, update.mdtrt_id, update.psn_no, "input.mdtrtinfo.mdtrt_id")
         await state.update_visit_info(conn, update.mdtrt_id, update.med_type, update.dise_codg, update.dise_name, list(update.diagnoses))
         output = b"{}"
         await call.record(conn, output)
@@ -207,10 +210,27 @@ def _med_chrgitm_type(med_list_codg: str) -> str:
 async def upload_details(call: Call) -> bytes:
     services = call.services
     lines = requests.read_fee_upload(call.input, max_lines=services.config.max_lines, tolerance_fen=services.config.line_tolerance_fen)
+    return await store_lines(call, lines, stay=False)
+
+
+def is_stay(visit: state.StoredVisit) -> bool:
+    """Tell an inpatient stay (2401, medical type 2x) from an outpatient visit."""
+    return visit.med_type.startswith("2")
+
+
+async def store_lines(call: Call, lines: tuple[requests.FeeLineIn, ...], *, stay: bool) -> bytes:
+    """Check and split uploaded lines of one visit (2204) or stay (2301), store them, and answer ``result``."""
+    services = call.services
     mdtrt_id, psn_no = lines[0].mdtrt_id, lines[0].psn_no
 
     async with services.db.visit_transaction(mdtrt_id) as conn:
-        visit = await _live_visit(call, conn, mdtrt_id, psn_no, "input.feedetail[0].mdtrt_id")
+        visit = await live_visit(call, conn, mdtrt_id, psn_no, "input.feedetail[0].mdtrt_id")
+        if is_stay(visit) != stay:
+            raise SettlementError(
+                ErrorCode.WRONG_VISIT_KIND, field="input.feedetail[0].mdtrt_id", value=mdtrt_id,
+                detail="住院，请用 2301 上传明细" if is_stay(visit) else "门诊，请用 2204 上传明细",
+                detail_en="an inpatient stay; upload with 2301" if is_stay(visit) else "an outpatient visit; upload with 2204",
+            )
         person = await _person_by_psn_no(conn, psn_no, "input.feedetail[0].psn_no")
         stored = await state.live_lines_of_visit(conn, mdtrt_id)
         by_sn = {line.feedetl_sn: line for line in stored}
@@ -277,7 +297,7 @@ async def cancel_details(call: Call) -> bytes:
     # "0000" withdraws every unsettled line of the visit.
     batch = None if data.chrg_bchno == "0000" else data.chrg_bchno
     async with services.db.visit_transaction(data.mdtrt_id) as conn:
-        await _live_visit(call, conn, data.mdtrt_id, data.psn_no, "input.data.mdtrt_id")
+        await live_visit(call, conn, data.mdtrt_id, data.psn_no, "input.data.mdtrt_id")
         stored = await state.live_lines_of_visit(conn, data.mdtrt_id)
         covered = await services.ledger.covered_fee_details(call.code, data.mdtrt_id)
         for line in stored:

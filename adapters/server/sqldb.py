@@ -12,7 +12,7 @@ import contextlib
 import re
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import aiosqlite
@@ -169,11 +169,16 @@ class SqliteDatabase:
 
     dialect = "sqlite"
 
+    # Maximum number of callers whose writes share one transaction (see write_shared).
+    SHARED_WRITES_MAX = 256
+
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
         self._path = path
         self._readers = threading.local()
+        self._shared: list[tuple[Callable[[Connection], Awaitable[None]], asyncio.Future[None]]] = []
+        self._shared_writer: asyncio.Task[None] | None = None
 
     @classmethod
     async def connect(cls, path: str) -> SqliteDatabase:
@@ -207,6 +212,56 @@ class SqliteDatabase:
             finally:
                 await self._conn.execute("COMMIT")
 
+    async def write_shared(self, work: Callable[[Connection], Awaitable[None]]) -> None:
+        """Run ``work`` in a write transaction shared with the other callers queued meanwhile, so they pay one commit (one fsync).
+
+        Each caller's work runs inside its own SAVEPOINT: an exception it raises undoes only its
+        own writes and is raised only to that caller, while the others still commit. Returns
+        once the shared transaction has committed. If the commit itself fails, every caller of
+        that transaction gets the error and nothing of it is written.
+        """
+        future = asyncio.get_running_loop().create_future()
+        self._shared.append((work, future))
+        if self._shared_writer is None or self._shared_writer.done():
+            self._shared_writer = asyncio.create_task(self._write_shared_queue())
+        await future
+
+    async def _write_shared_queue(self) -> None:
+        while self._shared:
+            batch = self._shared[:self.SHARED_WRITES_MAX]
+            del self._shared[:self.SHARED_WRITES_MAX]
+            async with self._lock:
+                outcomes = await self._run_shared(batch)
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if outcome is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(outcome)
+
+    async def _run_shared(self, batch: list[tuple[Callable[[Connection], Awaitable[None]], asyncio.Future[None]]]) -> list[BaseException | None]:
+        conn = _SqliteConnection(self._conn)
+        outcomes: list[BaseException | None] = []
+        try:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            for work, _ in batch:
+                await self._conn.execute("SAVEPOINT shared_write")
+                try:
+                    await work(conn)
+                except Exception as error:  # noqa: BLE001 - the error belongs to this caller only
+                    await self._conn.execute("ROLLBACK TO shared_write")
+                    outcomes.append(error)
+                else:
+                    outcomes.append(None)
+                await self._conn.execute("RELEASE shared_write")
+            await self._conn.execute("COMMIT")
+        except Exception as error:  # noqa: BLE001 - BEGIN, a savepoint or COMMIT failed: nothing of the batch is kept
+            if self._conn.in_transaction:
+                await self._conn.execute("ROLLBACK")
+            return [error] * len(batch)
+        return outcomes
+
     def visit_transaction(self, mdtrt_id: str) -> contextlib.AbstractAsyncContextManager[Connection]:
         """Open a write transaction: ``BEGIN IMMEDIATE`` takes SQLite's single write lock, which
         excludes every other writer of the file, in this process or another, until it ends."""
@@ -230,6 +285,8 @@ class SqliteDatabase:
         return tuple(rows)
 
     async def close(self) -> None:
+        if self._shared_writer is not None:
+            await self._shared_writer
         await self._conn.close()
 
 

@@ -15,6 +15,10 @@ from adapters.server.sqldb import Connection
 from settlement.persons import Card, Institution, Person
 
 __all__ = [
+    "PERSON_WITH_CARDS_SELECT",
+    "VISIT_WITH_BATCH_FROM",
+    "VISIT_WITH_BATCH_SELECT",
+    "VISIT_WITH_BATCH_WIDTH",
     "StoredLine",
     "StoredMessage",
     "StoredVisit",
@@ -26,6 +30,7 @@ __all__ = [
     "live_lines_of_batch",
     "live_lines_of_visit",
     "load_institutions",
+    "person_from_rows",
     "person_by_card",
     "person_by_certno",
     "person_by_psn_no",
@@ -38,6 +43,7 @@ __all__ = [
     "update_visit_info",
     "upsert_institution",
     "upsert_person",
+    "visit_and_lines_from_rows",
     "visit_by_id",
     "visit_with_batch_lines",
 ]
@@ -101,15 +107,25 @@ def _person(row: Any, cards: list[Any]) -> Person:
     )
 
 
+# Select list of a person (alias p) joined with their cards (alias c), as ``person_from_rows`` reads it.
+PERSON_WITH_CARDS_SELECT = ", ".join(f"p.{name.strip()}" for name in _PERSON_COLUMNS.split(",")) + ", c.card_no, c.card_sn"
+
 _PERSON_WITH_CARDS = (
-    "SELECT " + ", ".join(f"p.{name.strip()}" for name in _PERSON_COLUMNS.split(",")) + ", c.card_no, c.card_sn"
+    f"SELECT {PERSON_WITH_CARDS_SELECT}"
     " FROM srv_person p LEFT JOIN srv_card c ON c.psn_no = p.psn_no WHERE p.psn_no = $1 ORDER BY c.card_no"
 )
 
 
 async def person_by_psn_no(conn: Connection, psn_no: str) -> Person | None:
     # One round trip: one row per card, or one row with NULL card columns for a person without cards.
-    rows = await conn.fetch(_PERSON_WITH_CARDS, psn_no)
+    return person_from_rows(await conn.fetch(_PERSON_WITH_CARDS, psn_no))
+
+
+def person_from_rows(rows: list[Any]) -> Person | None:
+    """Build a person from rows of the person's columns plus ``card_no`` and ``card_sn``, one row per card.
+
+    A person without cards has one row with NULL card columns; no row means no person.
+    """
     if not rows:
         return None
     return _person(rows[0], [row for row in rows if row["card_no"] is not None])
@@ -302,27 +318,37 @@ async def live_lines_of_batch(conn: Connection, mdtrt_id: str, chrg_bchno: str) 
 
 
 _VISIT_COLUMNS = "mdtrt_id, fixmedins_code, psn_no, insutype, med_type, begntime, mdtrt_cert_type, ipt_otp_no, dise_codg, cancelled_by"
-_VISIT_WIDTH = len(_VISIT_COLUMNS.split(","))
-_VISIT_WITH_BATCH = (
-    "SELECT " + ", ".join(f"v.{name.strip()}" for name in _VISIT_COLUMNS.split(","))
-    + ", " + ", ".join(f"l.{name.strip()}" for name in _LINE_COLUMNS.split(","))
-    + " FROM srv_visit v LEFT JOIN srv_fee_line l ON l.mdtrt_id = v.mdtrt_id AND l.chrg_bchno = $3 AND l.cancelled_by IS NULL"
-    " WHERE v.mdtrt_id = $1 AND v.fixmedins_code = $2 ORDER BY l.seq"
+_VISIT_NAMES = tuple(name.strip() for name in _VISIT_COLUMNS.split(","))
+_VISIT_WIDTH = len(_VISIT_NAMES)
+# Select list, FROM clause and width of a visit ($1 of institution $2) joined with the live
+# lines of one of its batches ($3): the visit's row repeats on each line, or comes once with
+# NULL line columns when the batch has no live line. The last column is the line's seq.
+VISIT_WITH_BATCH_SELECT = (
+    ", ".join(f"v.{name}" for name in _VISIT_NAMES) + ", " + ", ".join(f"l.{name.strip()}" for name in _LINE_COLUMNS.split(","))
 )
+VISIT_WITH_BATCH_FROM = (
+    "FROM srv_visit v LEFT JOIN srv_fee_line l ON l.mdtrt_id = v.mdtrt_id AND l.chrg_bchno = $3 AND l.cancelled_by IS NULL"
+    " WHERE v.mdtrt_id = $1 AND v.fixmedins_code = $2"
+)
+VISIT_WITH_BATCH_WIDTH = len(VISIT_WITH_BATCH_SELECT.split(","))
+_VISIT_WITH_BATCH = f"SELECT {VISIT_WITH_BATCH_SELECT} {VISIT_WITH_BATCH_FROM} ORDER BY l.seq"
 
 
 async def visit_with_batch_lines(conn: Connection, mdtrt_id: str, fixmedins_code: str, chrg_bchno: str) -> tuple[StoredVisit | None, list[StoredLine]]:
     """Return the institution's visit and the live lines of one of its charge batches, in one round trip.
 
-    The same as ``visit_by_id`` followed by ``live_lines_of_batch``: the visit's row repeats
-    on each line, or comes once with NULL line columns when the batch has no live line.
+    The same as ``visit_by_id`` followed by ``live_lines_of_batch``.
     """
     rows = await conn.fetch(_VISIT_WITH_BATCH, mdtrt_id, fixmedins_code, chrg_bchno)
+    return visit_and_lines_from_rows([tuple(row) for row in rows])
+
+
+def visit_and_lines_from_rows(rows: list[tuple]) -> tuple[StoredVisit | None, list[StoredLine]]:
+    """Build the visit and its lines from value tuples of ``VISIT_WITH_BATCH_SELECT``, in line order."""
     if not rows:
         return None, []
-    values = [tuple(row) for row in rows]
-    lines = [StoredLine(row[_VISIT_WIDTH:]) for row in values if row[_VISIT_WIDTH] is not None]
-    return StoredVisit(rows[0]), lines
+    lines = [StoredLine(row[_VISIT_WIDTH:]) for row in rows if row[_VISIT_WIDTH] is not None]
+    return StoredVisit(dict(zip(_VISIT_NAMES, rows[0]))), lines
 
 
 async def insert_lines(conn: Connection, mdtrt_id: str, msgid: str, rows: list[tuple]) -> None:

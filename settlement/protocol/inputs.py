@@ -38,6 +38,7 @@ __all__ = [
     "SignInData",
     "SignInInput",
     "SignOutData",
+    "register_inputs",
     "SignOutInput",
     "VisitInfo",
     "VisitInfoInput",
@@ -290,6 +291,13 @@ INPUT_TYPES: dict[str, type[msgspec.Struct]] = {
 }
 
 _DECODERS = {infno: msgspec.json.Decoder(kind, float_hook=JsonDecimal) for infno, kind in INPUT_TYPES.items()}
+
+
+def register_inputs(types: dict[str, type[msgspec.Struct]]) -> None:
+    """Add the input Structs of transactions defined in other protocol modules (inpatient, queries...)."""
+    for infno, kind in types.items():
+        INPUT_TYPES[infno] = kind
+        _DECODERS[infno] = msgspec.json.Decoder(kind, float_hook=JsonDecimal)
 
 
 def decode_input(infno: str, raw: bytes) -> msgspec.Struct:

@@ -277,12 +277,13 @@ def line_amount_from_price(price_micro: int, quantity: int) -> int:
     return money.round_half_away(price_micro * quantity, _PRODUCT_PER_FEN)
 
 
-def _read_line(f: FieldReader, row: inputs.FeeDetail, *, in_visit: bool, tolerance_fen: int) -> FeeLineIn:
+def _read_line(f: FieldReader, row: inputs.FeeDetail, *, in_visit: bool, tolerance_fen: int, batch: bool = True) -> FeeLineIn:
     feedetl_sn = f.text("feedetl_sn", row.feedetl_sn, max_len=ID_LEN)
     init_feedetl_sn = f.text("init_feedetl_sn", row.init_feedetl_sn, max_len=ID_LEN, required=False)
     mdtrt_id = f.text("mdtrt_id", row.mdtrt_id, max_len=ID_LEN, required=in_visit)
     psn_no = f.text("psn_no", row.psn_no, max_len=ID_LEN, required=in_visit)
-    chrg_bchno = f.text("chrg_bchno", row.chrg_bchno, max_len=ID_LEN, required=in_visit)
+    # Inpatient lines (2301) carry no charge batch: the stay is their batch.
+    chrg_bchno = f.text("chrg_bchno", row.chrg_bchno, max_len=ID_LEN, required=in_visit and batch)
     rxno = f.text("rxno", row.rxno, max_len=ID_LEN, required=False)
     f.code("rx_circ_flag", row.rx_circ_flag, codes.FLAG, required=False)
     fee_ocur_time = f.datetime("fee_ocur_time", row.fee_ocur_time)
@@ -332,7 +333,8 @@ def _read_line(f: FieldReader, row: inputs.FeeDetail, *, in_visit: bool, toleran
 
 
 def _read_lines(
-    root: FieldReader, name: str, rows: list[inputs.FeeDetail] | None, *, in_visit: bool, max_lines: int, tolerance_fen: int
+    root: FieldReader, name: str, rows: list[inputs.FeeDetail] | None, *, in_visit: bool, max_lines: int, tolerance_fen: int,
+    batch: bool = True,
 ) -> tuple[FeeLineIn, ...]:
     if not rows:
         raise SettlementError(ErrorCode.REQUIRED_FIELD, field=root.at(name))
@@ -342,7 +344,7 @@ def _read_lines(
     lines = []
     seen: set[str] = set()
     for index, row in enumerate(rows):
-        line = _read_line(root.child(f"{name}[{index}]"), row, in_visit=in_visit, tolerance_fen=tolerance_fen)
+        line = _read_line(root.child(f"{name}[{index}]"), row, in_visit=in_visit, tolerance_fen=tolerance_fen, batch=batch)
         if line.feedetl_sn in seen:
             raise SettlementError(ErrorCode.DUPLICATE_FEEDETL_SN, field=f"{line.path}.feedetl_sn", value=line.feedetl_sn)
         seen.add(line.feedetl_sn)

@@ -18,13 +18,20 @@ __all__ = [
     "DetailRow",
     "ReconcileReport",
     "TotalsRow",
+    "TOTAL_FIGURES",
     "compare_details",
+    "compare_totals",
     "detail_rows",
+    "key_totals",
+    "select_summaries",
     "totals_rows",
 ]
 
 # Amount columns of a 3202 detail row, compared one by one.
 DETAIL_AMOUNTS = ("medfee_sumamt", "fund_pay_sumamt", "acct_pay")
+
+# The four figures of a 3201 totals row that an institution sends and the engine returns.
+TOTAL_FIGURES = ("medfee_sumamt", "fund_pay_sumamt", "acct_pay", "fixmedins_setl_cnt")
 
 
 class DetailRow(msgspec.Struct, frozen=True, array_like=True):
@@ -126,3 +133,42 @@ def compare_details(ledger: Sequence[DetailRow], institution: Sequence[DetailRow
         missing_in_ledger=sorted(theirs.keys() - ours.keys()),
         differing=differing,
     )
+
+
+def select_summaries(summaries: Iterable[SettlementSummary], *, clr_optins: str, insutype: str | None = None,
+                     clr_type: str | None = None, include_cancels: bool = True) -> list[SettlementSummary]:
+    """Keep the records of one clearing agency, and of one insurance and clearing type when given.
+
+    This is the key of a 3201 request (clearing agency, insurance type, clearing type) and
+    of a 3202 request (clearing agency, optionally clearing type). No other field, such as
+    the medical type, splits it.
+    """
+    return [
+        summary for summary in summaries
+        if summary.clr_optins == clr_optins
+        and (insutype is None or summary.insutype == insutype)
+        and (clr_type is None or summary.clr_type == clr_type)
+        and (include_cancels or summary.kind != "cancel")
+    ]
+
+
+def key_totals(summaries: Sequence[SettlementSummary], fixmedins_code: str, begin: str, end: str, *, clr_optins: str,
+               insutype: str, clr_type: str, include_cancels: bool = True) -> TotalsRow:
+    """Return the 3201 totals of one key over the period; a key with no records gives zeros."""
+    selected = select_summaries(summaries, clr_optins=clr_optins, insutype=insutype, clr_type=clr_type, include_cancels=include_cancels)
+    rows = totals_rows(selected, fixmedins_code, begin, end, include_cancels=include_cancels)
+    if rows:
+        return rows[0]
+    return TotalsRow(
+        fixmedins_code=fixmedins_code, stmt_begndate=begin, stmt_enddate=end, insutype=insutype, clr_type=clr_type,
+        medfee_sumamt=0, fund_pay_sumamt=0, acct_pay=0, fixmedins_setl_cnt=0, refd_setl_flag="1" if include_cancels else "0",
+    )
+
+
+def compare_totals(ledger: TotalsRow, institution: TotalsRow) -> list[tuple[str, int, int]]:
+    """Return ``(figure, ledger value, institution value)`` for each of ``TOTAL_FIGURES`` that differs."""
+    return [
+        (figure, getattr(ledger, figure), getattr(institution, figure))
+        for figure in TOTAL_FIGURES
+        if getattr(ledger, figure) != getattr(institution, figure)
+    ]
