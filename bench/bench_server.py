@@ -8,19 +8,22 @@ Scenarios (each bounded by a request count and ``--seconds``, at most 60 s):
   fixed rate; latency is measured from each request's scheduled send time, so queueing
   behind a slow response counts against the server.
 * ``settle-<ledger>-max``: the same requests, closed loop with ``--concurrency``
-  connections: sustained durable settlements per second.
+  connections: sustained durable settlements per second, with the CPU time that the
+  server, PostgreSQL and the whole machine spent per settlement (``CpuMeter``).
 * ``trivial-uvicorn`` / ``trivial-granian``: a minimal ASGI app answering a fixed JSON
   body, under each server, closed loop, to compare the two HTTP servers alone.
 
-The server runs as a child process (``settlement serve``, one worker); this script is the
-load generator. Before each settle scenario it registers visits (2201) and uploads their
+The server runs as a child process (``settlement serve``, one worker unless ``--workers``
+asks for more on PostgreSQL); this script is the load generator. Before each settle scenario it registers visits (2201) and uploads their
 20 lines (2204), untimed. PostgreSQL commits with ``synchronous_commit = on``; SQLite uses
 ``synchronous = FULL``. Claims are spread over ``--persons`` persons so that few wait for
 the ledger's per-person lock.
 
-    python bench/bench_server.py --seconds 10 --out bench/results/server.md
+    python bench/bench_server.py --seconds 10 --out /tmp/server-table.md
 
-Set SETTLEMENT_BENCH_PG_DSN to use another PostgreSQL than the local test database.
+``--out`` writes only the table, so keep it away from the narrative in
+``bench/results/server.md``. Set SETTLEMENT_BENCH_PG_DSN to use another PostgreSQL than
+the local test database.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -200,6 +204,63 @@ async def open_loop(port: int, payloads: list[bytes], rate: float, seconds: floa
 
 
 # ---------------------------------------------------------------------------
+# CPU accounting from /proc (Linux)
+
+
+def _process_table() -> dict[int, tuple[str, int, int]]:
+    """Return pid -> (command name, parent pid, user plus system clock ticks) of every process now."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        table[int(entry)] = (name, int(fields[1]), int(fields[11]) + int(fields[12]))
+    return table
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """Return (all, idle plus iowait) clock ticks of every CPU since boot."""
+    values = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(values), values[3] + values[4]
+
+
+class CpuMeter:
+    """CPU time used during a scenario, in ms per answered request: by the server's process tree,
+    by every process named ``postgres`` (other clients of the same cluster included) and by the
+    whole machine (busy time of all CPUs). Processes that exit during the scenario are not counted."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.available = os.path.exists("/proc/stat")
+
+    def start(self) -> None:
+        if self.available:
+            self._before, self._machine_before = _process_table(), _machine_ticks()
+
+    def stop(self, requests: int) -> dict:
+        if not self.available or not requests:
+            return {}
+        after, machine_after = _process_table(), _machine_ticks()
+        tree = {self.server_pid}
+        for pid, (_, parent, _) in sorted(after.items()):
+            if parent in tree:
+                tree.add(pid)
+        used = {pid: ticks - self._before.get(pid, ("", 0, 0))[2] for pid, (_, _, ticks) in after.items()}
+        per_request = 1000 / os.sysconf("SC_CLK_TCK") / requests
+        busy = (machine_after[0] - self._machine_before[0]) - (machine_after[1] - self._machine_before[1])
+        return {
+            "server_cpu_ms": round(sum(used[pid] for pid in tree if pid in used) * per_request, 2),
+            "postgres_cpu_ms": round(sum(used[pid] for pid, (name, _, _) in after.items() if name == "postgres") * per_request, 2),
+            "machine_cpu_ms": round(busy * per_request, 2),
+        }
+
+
+# ---------------------------------------------------------------------------
 # Signed national-interface requests
 
 
@@ -317,6 +378,10 @@ def child(command: list[str], port: int, log: Path):
         try:
             _wait(port, process, log)
             yield process
+        except Exception:
+            # The log lives in a temporary directory, so show its end before it is removed.
+            print(f"--- last lines of {log.name}:\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]), file=sys.stderr)
+            raise
         finally:
             process.terminate()
             try:
@@ -348,14 +413,14 @@ def ledger(kind: str, work: Path):
 
 
 @contextlib.contextmanager
-def settlement_server(dsn: str, work: Path, persons: int):
+def settlement_server(dsn: str, work: Path, persons: int, workers: int = 1):
     (work / "persons.json").write_text(json.dumps({"persons": _persons(persons)}, ensure_ascii=False))
     (work / "institutions.json").write_text(json.dumps({"institutions": [INSTITUTION]}, ensure_ascii=False))
     port = _free_port()
     command = [sys.executable, "-m", "adapters.cli", "serve", "--port", str(port), "--ledger", dsn, "--log-level", "warning",
-               "--persons", str(work / "persons.json"), "--institutions", str(work / "institutions.json")]
-    with child(command, port, work / "server.log"):
-        yield port
+               "--persons", str(work / "persons.json"), "--institutions", str(work / "institutions.json"), "--workers", str(workers)]
+    with child(command, port, work / "server.log") as process:
+        yield port, process.pid
 
 
 # ---------------------------------------------------------------------------
@@ -368,22 +433,28 @@ def run_all(args: argparse.Namespace) -> list[tuple[str, dict]]:
     with tempfile.TemporaryDirectory() as temp:
         work = Path(temp)
         for kind in args.ledgers:
-            with ledger(kind, work) as dsn, settlement_server(dsn, work, args.persons) as port:
+            # SQLite has one writer, so `settlement serve` runs it in one process only.
+            workers = args.workers if kind == "postgres" else 1
+            label = kind if workers == 1 else f"{kind}, {workers} workers"
+            with ledger(kind, work) as dsn, settlement_server(dsn, work, args.persons, workers) as (port, server_pid):
                 health = [http_request("GET", "/health")] * args.ceiling_requests
                 outcome = asyncio.run(closed_loop(port, health, args.concurrency, seconds, b'"ok"'))
-                rows.append((f"http-ceiling ({kind} server, GET /health)", outcome.summary()))
+                rows.append((f"http-ceiling ({label} server, GET /health)", outcome.summary()))
 
                 signer = Signer()
                 for rate in args.rates:
                     count = min(args.open_claims, int(rate * seconds))
                     payloads = asyncio.run(prepare_claims(port, signer, args.persons, count))
                     outcome = asyncio.run(open_loop(port, payloads, rate, seconds, b'"infcode":0'))
-                    rows.append((f"settle-{kind}-{rate:g}/s (open loop, {count} claims)", outcome.summary()))
+                    rows.append((f"settle-{kind}-{rate:g}/s (open loop, {count} claims{'' if workers == 1 else f', {workers} workers'})", outcome.summary()))
                     _report_failure(outcome)
 
                 payloads = asyncio.run(prepare_claims(port, signer, args.persons, args.max_claims))
+                meter = CpuMeter(server_pid)
+                meter.start()
                 outcome = asyncio.run(closed_loop(port, payloads, args.concurrency, seconds, b'"infcode":0'))
-                rows.append((f"settle-{kind}-max ({args.concurrency} connections)", outcome.summary()))
+                summary = outcome.summary() | meter.stop(len(outcome.latencies))
+                rows.append((f"settle-{kind}-max ({args.concurrency} connections{'' if workers == 1 else f', {workers} workers'})", summary))
                 _report_failure(outcome)
 
         trivial = [http_request("POST", PATH, b"{}", {"content-type": "application/json"})] * args.ceiling_requests
@@ -391,6 +462,11 @@ def run_all(args: argparse.Namespace) -> list[tuple[str, dict]]:
             ("uvicorn", ["-m", "uvicorn", "bench.bench_server:trivial_app", "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]),
             ("granian", ["-m", "granian", "--interface", "asgi", "--loop", "uvloop", "--workers", "1", "--runtime-threads", "1", "--no-access-log", "--log-level", "warning", "bench.bench_server:trivial_app"]),
         ):
+            if args.no_trivial:
+                continue
+            if importlib.util.find_spec(name) is None:
+                print(f"  trivial-{name} skipped: the {name} package is not installed", file=sys.stderr)
+                continue
             port = _free_port()
             with child([sys.executable, *command, "--port", str(port)], port, work / f"{name}.log"):
                 outcome = asyncio.run(closed_loop(port, trivial, args.concurrency, seconds, b'"infcode":0'))
@@ -403,10 +479,19 @@ def _report_failure(outcome: Outcome) -> None:
         print(f"  {outcome.failures} requests failed; first response: {outcome.first_failure!r}", file=sys.stderr)
 
 
+def _cpu_cell(summary: dict) -> str:
+    if "server_cpu_ms" not in summary:
+        return ""
+    return f"{summary['server_cpu_ms']} / {summary['postgres_cpu_ms']} / {summary['machine_cpu_ms']}"
+
+
 def markdown(rows: list[tuple[str, dict]], args: argparse.Namespace) -> str:
-    head = "| scenario | answered | failed | dropped | seconds | per second | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    head = (
+        "| scenario | answered | failed | dropped | seconds | per second | p50 ms | p99 ms | max ms | CPU ms per request: server / postgres / machine |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
     body = "".join(
-        f"| {name} | {r['requests']} | {r['failures']} | {r['unsent']} | {r['seconds']} | {r['per_second']} | {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} |\n"
+        f"| {name} | {r['requests']} | {r['failures']} | {r['unsent']} | {r['seconds']} | {r['per_second']} | {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | {_cpu_cell(r)} |\n"
         for name, r in rows
     )
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"
@@ -422,6 +507,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64, help="connections of the closed-loop runs (default 64)")
     parser.add_argument("--persons", type=int, default=2000, help="persons the claims are spread over (default 2000)")
     parser.add_argument("--ceiling-requests", type=int, default=200000, help="request bound of the HTTP-only runs (default 200000)")
+    parser.add_argument("--workers", type=int, default=1, help="server processes of the PostgreSQL runs (`settlement serve --workers`, default 1)")
+    parser.add_argument("--no-trivial", action="store_true", help="skip the trivial-app runs under uvicorn and granian")
     parser.add_argument("--ledgers", nargs="+", default=["postgres", "sqlite"], choices=("postgres", "sqlite"))
     parser.add_argument("--out", default=None, help="also write the Markdown table to this file")
     args = parser.parse_args()
