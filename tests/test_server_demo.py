@@ -24,7 +24,9 @@ def test_demo_against_default_server(tmp_path, capsys):
 
     printed = capsys.readouterr().out
     assert status == 0, printed
-    assert "all 19 transactions succeeded" in printed
+    assert "all 25 transactions succeeded" in printed
     assert "Pharmacy sale 2102" in printed
+    assert "Admission 2401" in printed
+    assert "Reversal 2601" in printed
     assert (tmp_path / "settlement-ledger.sqlite3").exists()
 

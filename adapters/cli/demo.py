@@ -28,6 +28,10 @@ OUTPATIENT_VISITS = (
     ("PSN-DEMO-0006", "DEMOCARD0006", "390", [("T-SVC-0008", "10.00", "1"), ("T-DRG-0001", "12.80", "2")]),
 )
 PHARMACY_SALE = ("PSN-DEMO-0002", "DEMOCARD0002", "310", [("T-DRG-0007", "16.90", "2"), ("T-DRG-0202", "8.00", "1")])
+# A three-day stay of a retiree for an appendectomy: operation, bed, nursing and a class-B drug.
+INPATIENT_STAY = ("PSN-DEMO-0004", "DEMOCARD0004", "310", [
+    ("T-SVC-0112", "2600.00", "1"), ("T-SVC-0101", "60.00", "3"), ("T-SVC-0102", "24.00", "3"), ("T-DRG-0002", "18.50", "4"),
+])
 
 SETTLE_FIELDS = ("medfee_sumamt", "fulamt_ownpay_amt", "preselfpay_amt", "inscp_scp_amt", "act_pay_dedc", "hifp_pay",
                  "fund_pay_sumamt", "acct_pay", "psn_cash_pay", "balc")
@@ -37,6 +41,9 @@ LABELS = {
         "title": "医保结算演示（{url}）", "sign_in": "签到 9001", "person": "人员信息 1101", "register": "门诊挂号 2201",
         "upload": "费用明细上传 2204 · {psn_no}", "pre_settle": "预结算 2206", "settle": "结算 2207", "cancel": "撤销结算 2208",
         "pharmacy": "药店购药结算 2102", "field": "项目", "value": "值", "failed": "交易 {infno} 失败：{message}",
+        "admit": "入院办理 2401 · {psn_no}", "stay_upload": "住院费用明细上传 2301 · {psn_no}", "discharge": "出院办理 2402",
+        "stay_settle": "住院预结算 2303 / 住院结算 2304 · {psn_no}", "reversal": "冲正 2601（药店结算应答超时）· {psn_no}",
+        "took_effect": "原交易已生效", "memo": "说明", "omsgid": "原报文编号",
         "done": "演示完成：{count} 笔交易全部成功", "unreachable": "无法连接服务 {url}：{error}",
         "institution": "机构", "sign_no": "签到编号", "psn_no": "人员编号", "psn_name": "姓名", "certno": "证件号码",
         "insutype": "险种", "balc": "账户余额", "mdtrt_id": "就诊编号", "setl_id": "结算编号", "feedetl_sn": "明细流水号",
@@ -48,6 +55,10 @@ LABELS = {
         "title": "Settlement demo ({url})", "sign_in": "Sign-in 9001", "person": "Person query 1101", "register": "Outpatient registration 2201",
         "upload": "Fee detail upload 2204 · {psn_no}", "pre_settle": "Pre-settlement 2206", "settle": "Settlement 2207",
         "cancel": "Settlement cancel 2208", "pharmacy": "Pharmacy sale 2102", "field": "field", "value": "value",
+        "admit": "Admission 2401 · {psn_no}", "stay_upload": "Inpatient fee upload 2301 · {psn_no}", "discharge": "Discharge 2402",
+        "stay_settle": "Inpatient pre-settlement 2303 / settlement 2304 · {psn_no}",
+        "reversal": "Reversal 2601 (pharmacy sale timed out) · {psn_no}", "took_effect": "original took effect", "memo": "memo",
+        "omsgid": "original msgid",
         "failed": "transaction {infno} failed: {message}", "done": "demo finished: all {count} transactions succeeded",
         "unreachable": "cannot reach the server at {url}: {error}",
         "institution": "institution", "sign_no": "sign_no", "psn_no": "psn_no", "psn_name": "name", "certno": "certno",
@@ -116,9 +127,9 @@ class _Session:
         self.console = console
         self.count = 0
 
-    def call(self, kind: str, infno: str, node: dict) -> dict:
+    def call(self, kind: str, infno: str, node: dict, msgid: str | None = None) -> dict:
         headers = {"accept-language": "en"} if self.lang == "en" else {}
-        answer = self.clients[kind].call(infno, node, headers=headers)
+        answer = self.clients[kind].call(infno, node, headers=headers, msgid=msgid)
         self.count += 1
         if answer.get("infcode") != 0:
             raise DemoFailed(self.labels["failed"].format(infno=infno, message=answer.get("err_msg")))
@@ -149,7 +160,7 @@ class _Session:
             client.close()
 
 
-_RIGHT_ALIGNED = (*SETTLE_FIELDS, "det_item_fee_sumamt", "overlmt_amt", "2206", "2207", "value")
+_RIGHT_ALIGNED = (*SETTLE_FIELDS, "det_item_fee_sumamt", "overlmt_amt", "2206", "2207", "2303", "2304", "value")
 
 
 def _shown(value: Any) -> str:
@@ -186,7 +197,8 @@ def _play(url: str, lang: str, console: Any) -> int:
         block = output["setlinfo"]
         session.fields(f"{labels['cancel']} · {psn_no}", block, ("setl_id", *SETTLE_FIELDS))
 
-        _pharmacy_sale(session, now)
+        _inpatient_stay(session, now)
+        _pharmacy_sale_and_reversal(session, now)
         return session.count
     finally:
         session.close()
@@ -243,7 +255,53 @@ def _outpatient_visit(session: _Session, index: int, psn_no: str, card: str, ins
     return psn_no, mdtrt_id, final["setl_id"]
 
 
-def _pharmacy_sale(session: _Session, now: datetime.datetime) -> None:
+def _inpatient_stay(session: _Session, now: datetime.datetime) -> None:
+    """Admit three days ago, upload the stay's lines, discharge, then pre-settle and settle the whole stay."""
+    labels = session.labels
+    psn_no, card, insutype, lines = INPATIENT_STAY
+    admitted = f"{now - datetime.timedelta(days=3):%Y-%m-%d} 08:00:00"
+    output = session.call("hospital", "2401", {"mdtrtinfo": {
+        "psn_no": psn_no, "insutype": insutype, "begntime": admitted, "mdtrt_cert_type": "03", "mdtrt_cert_no": card, "med_type": "21",
+        "ipt_no": f"IPT{now:%H%M%S}", "atddr_no": "D001", "chfpdr_name": "演示医生", "adm_diag_dscr": "社区获得性肺炎",
+        "adm_dept_codg": "A03", "adm_dept_name": "内科", "adm_bed": "12", "dscg_maindiag_code": "J18.900", "dscg_maindiag_name": "肺炎",
+    }})
+    mdtrt_id = output["result"]["mdtrt_id"]
+    session.table(labels["admit"].format(psn_no=psn_no), ["psn_no", "mdtrt_id"], [[psn_no, mdtrt_id]])
+
+    fee_rows = _fee_rows(lines, mdtrt_id, psn_no, f"IP{now:%H%M%S}", admitted)
+    for row in fee_rows:
+        del row["chrg_bchno"]
+    output = session.call("hospital", "2301", {"feedetail": fee_rows})
+    session.table(
+        labels["stay_upload"].format(psn_no=psn_no), ["feedetl_sn", "det_item_fee_sumamt", "preselfpay_amt", "inscp_scp_amt"],
+        [[row["feedetl_sn"], row["det_item_fee_sumamt"], row["preselfpay_amt"], row["inscp_scp_amt"]] for row in output["result"]],
+    )
+    session.call("hospital", "2402", {"dscginfo": {
+        "mdtrt_id": mdtrt_id, "psn_no": psn_no, "insutype": insutype, "endtime": f"{now:%Y-%m-%d %H:%M:%S}",
+        "dscg_dept_codg": "A03", "dscg_dept_name": "内科", "dscg_way": "1",
+    }})
+
+    total = sum(Decimal(row["det_item_fee_sumamt"]) for row in fee_rows)
+    data = {
+        "psn_no": psn_no, "mdtrt_cert_type": "03", "mdtrt_cert_no": card, "medfee_sumamt": f"{total:.2f}", "psn_setlway": "01",
+        "mdtrt_id": mdtrt_id, "insutype": insutype, "acct_used_flag": "1", "mid_setl_flag": "0",
+    }
+    pre = session.call("hospital", "2303", {"data": data})["setlinfo"]
+    final = session.call("hospital", "2304", {"data": data})["setlinfo"]
+    session.table(labels["stay_settle"].format(psn_no=psn_no), ["field", "2303", "2304"],
+                  [[labels[name], pre.get(name), final.get(name)] for name in SETTLE_FIELDS])
+
+
+def _pharmacy_sale_and_reversal(session: _Session, now: datetime.datetime) -> None:
+    """Sell at the pharmacy, then reverse the sale with 2601, as a checkout does when its response timed out."""
+    psn_no = PHARMACY_SALE[0]
+    msgid = session.clients["pharmacy"].new_msgid()
+    _pharmacy_sale(session, now, msgid)
+    output = session.call("pharmacy", "2601", {"data": {"psn_no": psn_no, "omsgid": msgid, "oinfno": "2102"}})["result"]
+    session.fields(session.labels["reversal"].format(psn_no=psn_no), output, ("omsgid", "took_effect", "setl_id", "memo"))
+
+
+def _pharmacy_sale(session: _Session, now: datetime.datetime, msgid: str) -> None:
     psn_no, card, insutype, lines = PHARMACY_SALE
     moment = f"{now:%Y-%m-%d %H:%M:%S}"
     drugs = _fee_rows(lines, None, psn_no, f"RX{now:%H%M%S}", moment)
@@ -252,6 +310,6 @@ def _pharmacy_sale(session: _Session, now: datetime.datetime) -> None:
         "psn_no": psn_no, "mdtrt_cert_type": "03", "mdtrt_cert_no": card, "begntime": moment, "medfee_sumamt": f"{total:.2f}",
         "insutype": insutype, "acct_used_flag": "1", "med_type": "41",
     }
-    block = session.call("pharmacy", "2102", {"druginfo": info, "drugdetail": drugs})["setlinfo"]
+    block = session.call("pharmacy", "2102", {"druginfo": info, "drugdetail": drugs}, msgid=msgid)["setlinfo"]
     session.fields(f"{session.labels['pharmacy']} · {psn_no}", block, ("setl_id", *SETTLE_FIELDS))
 
