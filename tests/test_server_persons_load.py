@@ -57,6 +57,33 @@ def test_persons_load_funds_once(ledger, tmp_path):
         cards = inspector.query("SELECT card_no FROM srv_card ORDER BY card_no")
         assert [row[0] for row in cards] == ["TESTCARD0101", "TESTCARD0102", "TESTCARD0103"]
 
+        # Money spent after the first load is not put back by loading the file again (a server restart).
+        _withdraw(dsn, "PSN-TEST-0101", 2050)
+        _withdraw(dsn, "PSN-TEST-0103", 3500)
+        out, err = io.StringIO(), io.StringIO()
+        assert run_load(str(csv_file), dsn, 2024, "en", out, err) == 0, err.getvalue()
+        assert run_load(str(json_file), dsn, 2024, "en", out, err) == 0, err.getvalue()
+        assert _balance(dsn, "PSN-TEST-0101") == 10000
+        assert _balance(dsn, "PSN-TEST-0103") == 0
+        assert len(inspector.query("SELECT txn_id FROM journal_transactions WHERE kind = 'deposit'")) == 4
+
+
+def _withdraw(dsn, psn_no, fen):
+    from adapters.ledger import open_store
+    from settlement.store import DepositRequest
+
+    async def run():
+        store = await open_store(dsn)
+        try:
+            await store.deposit(DepositRequest(
+                msgid=f"spend/{psn_no}", psn_no=psn_no, insuplc_admdvs="110000", insutype="310", amount=-fen, period="2024",
+                origin="test-spend", memo="spent after the load",
+            ))
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
 
 def test_persons_load_rejects_bad_row(tmp_path):
     bad = tmp_path / "persons.csv"

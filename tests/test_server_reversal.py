@@ -103,9 +103,10 @@ def test_reversal_blocks_lost_message(server):
     assert call(hospital, "2204", {"feedetail": fee_lines(vector, mdtrt_id, "PSN-TEST-0005", "B1")})["infcode"] == 0
     lost = hospital.new_msgid()
 
-    blocked = call(hospital, "2601", reversal("PSN-TEST-0005", lost, "2207"))
+    blocked = hospital.call("2601", reversal("PSN-TEST-0005", lost, "2207"), headers={**CLOCK, "accept-language": "en"})
     assert blocked["infcode"] == 0, blocked["err_msg"]
     assert blocked["output"]["result"]["took_effect"] == "0"
+    assert "had not taken effect" in blocked["output"]["result"]["memo"]
 
     # The original arriving late is rejected and settles nothing.
     late = call(hospital, "2207", settle_data(mdtrt_id, 5, vector["expected"]["outputs"]["medfee_sumamt"]), msgid=lost)

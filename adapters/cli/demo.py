@@ -78,7 +78,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="向运行中的服务演示一天的业务 (play a sample day against a running server)",
-        description="以演示机构身份签名，依次发送签到、挂号、明细、预结算、结算、撤销和药店购药，并以表格显示结果。",
+        description="以演示机构身份签名，依次发送签到、门诊挂号、明细、预结算、结算、撤销、住院（入院至出院结算）、药店购药及其冲正，并以表格显示结果。"
+                    " Sign as the demo institutions and play a sample day: sign-in, outpatient visits with a cancel,"
+                    " an inpatient stay, a pharmacy sale and its 2601 reversal, printed as tables.",
     )
     parser.add_argument("--url", default="http://127.0.0.1:8080/fsi/api/callService", help="服务地址 server URL (default http://127.0.0.1:8080/fsi/api/callService)")
     parser.add_argument("--lang", choices=("zh", "en"), default="zh", help="输出语言 (language of the tables)")

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 import asyncpg
 
+from adapters.cli.serve import DEFAULT_LEDGER
 from adapters.ledger import open_store, parse_dsn
 from settlement.errors import ErrorCode, SettlementError
 from settlement.money import format_amount, parse_amount
@@ -36,7 +37,8 @@ def register(subparsers: Any) -> None:
     commands = parser.add_subparsers(dest="ledger_command", metavar="ACTION", required=True)
 
     verify = commands.add_parser("verify", help="按日志重算余额与累计项并核对 (recompute balances from the journal and compare)")
-    verify.add_argument("--ledger", required=True, metavar="DSN", help="postgresql://... 或 sqlite://PATH (ledger address)")
+    verify.add_argument("--ledger", default=DEFAULT_LEDGER, metavar="DSN",
+                        help=f"postgresql://... 或 sqlite://PATH，默认与 settlement serve 相同 (ledger address, default {DEFAULT_LEDGER})")
     verify.add_argument("--max-differences", type=int, default=20, metavar="N", help="最多列出的差异条数 (differences to list, default 20)")
     verify.add_argument("--lang", choices=("zh", "en"), default="zh", help="输出语言 (language of messages)")
     verify.set_defaults(handler=lambda args: run_verify(args.ledger, args.max_differences, args.lang, sys.stdout, sys.stderr))

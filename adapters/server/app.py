@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from adapters.server import handlers_inpatient, handlers_query, handlers_reconcile, handlers_reversal, handlers_settle, handlers_visit, state
+from adapters.server import handlers_inpatient, handlers_query, handlers_reconcile, handlers_reversal, handlers_settle, handlers_visit, language, state
 from adapters.server.admission import Admission, Rejection
 from adapters.server.handlers_visit import Call
 from adapters.server.services import Services
@@ -87,7 +87,7 @@ class SettlementApp:
         started = time.perf_counter()
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         lang = "en" if headers.get("accept-language", "").lower().startswith("en") else "zh"
-        handlers_reconcile.RESPONSE_LANGUAGE.set(lang)
+        language.RESPONSE_LANGUAGE.set(lang)
 
         if scope["path"] == "/health":
             await _send(send, 200, b'{"status":"ok"}')

@@ -9,11 +9,11 @@ the day of its own ``setl_time``, so a later cancel never changes an earlier day
 from __future__ import annotations
 
 import base64
-import contextvars
 import datetime
 
 from adapters.server import stored_files
 from adapters.server.handlers_visit import Call
+from adapters.server.language import english
 from adapters.server.reconcile_files import pack_result, result_lines, unpack_details
 from adapters.server.stored_files import StoredFile
 from settlement.errors import ErrorCode, SettlementError
@@ -22,19 +22,11 @@ from settlement.protocol import outputs
 from settlement.protocol import reconcile_io
 from settlement.replay.reconcile import TotalsRow, compare_details, compare_totals, detail_rows, key_totals, select_summaries
 
-__all__ = ["HANDLERS", "RESPONSE_LANGUAGE"]
-
-# Language of the texts a handler writes into its output (stmt_rslt_dscr, result-file memos).
-# The application sets it per request from Accept-Language ("en" or "zh").
-RESPONSE_LANGUAGE: contextvars.ContextVar[str] = contextvars.ContextVar("response_language", default="zh")
+__all__ = ["HANDLERS"]
 
 # How long a stored file can be used or downloaded.
 # NOTE: the interface reference gives dld_endtime but no retention period; seven days is a choice.
 FILE_RETENTION = datetime.timedelta(days=7)
-
-
-def _english() -> bool:
-    return RESPONSE_LANGUAGE.get() == "en"
 
 
 def _figure(name: str, value: int) -> str:
@@ -43,14 +35,14 @@ def _figure(name: str, value: int) -> str:
 
 def _totals_description(ours: TotalsRow, differences: list[tuple[str, int, int]]) -> str:
     """Describe a 3201 outcome, naming the engine's figure and the institution's for each one that differs."""
-    english = _english()
+    in_english = english()
     if not differences:
-        if english:
+        if in_english:
             return (f"balanced: {ours.fixmedins_setl_cnt} records, medfee_sumamt {format_amount(ours.medfee_sumamt)}, "
                     f"fund_pay_sumamt {format_amount(ours.fund_pay_sumamt)}, acct_pay {format_amount(ours.acct_pay)}")
         return (f"对账平衡：共 {ours.fixmedins_setl_cnt} 笔，medfee_sumamt {format_amount(ours.medfee_sumamt)}，"
                 f"fund_pay_sumamt {format_amount(ours.fund_pay_sumamt)}，acct_pay {format_amount(ours.acct_pay)}")
-    if english:
+    if in_english:
         return "not balanced: " + "; ".join(
             f"{name} engine {_figure(name, mine)}, institution {_figure(name, theirs)}" for name, mine, theirs in differences
         )
@@ -149,7 +141,7 @@ async def reconcile_details(call: Call) -> bytes:
     report = compare_details(detail_rows(ours), theirs)
 
     file_qury_no = call.services.new_id("F", call.now)
-    lines = result_lines(ours, theirs, report, english=_english())
+    lines = result_lines(ours, theirs, report, english=english())
     stored = StoredFile(
         file_qury_no=file_qury_no, fixmedins_code=call.code, kind="result", filename=f"{file_qury_no}.zip",
         content=pack_result(lines, f"{file_qury_no}.txt", call.now), dld_endtime=_deadline(call),

@@ -25,6 +25,7 @@ import msgspec
 
 from adapters.server import state
 from adapters.server.handlers_visit import Call
+from adapters.server.language import english
 from settlement import engine
 from settlement.errors import ErrorCode, SettlementError
 from settlement.protocol import inpatient, outputs
@@ -89,7 +90,8 @@ async def reverse(call: Call) -> bytes:
         memo, setl_id = None, ""
     took_effect = memo is not None
     if memo is None:
-        memo = f"原报文 {rvs.omsgid} 未生效，已登记冲正，此后该报文编号不再受理"
+        memo = _text(f"原报文 {rvs.omsgid} 未生效，已登记冲正，此后该报文编号不再受理",
+                     f"message {rvs.omsgid} had not taken effect; the reversal is recorded and the msgid is no longer accepted")
     output = outputs.encode_output(ReversalOutput(result=ReversalResult(
         omsgid=rvs.omsgid, oinfno=rvs.oinfno, took_effect="1" if took_effect else "0", memo=memo, setl_id=setl_id,
     )))
@@ -177,7 +179,8 @@ async def _reverse_settlement(call: Call, record: SettlementRecord) -> tuple[str
             setl_time=call.stamp,
         )
     )
-    return f"原结算 {record.setl_id} 已冲正，冲销记录 {cancel.setl_id}", cancel.setl_id
+    return _text(f"原结算 {record.setl_id} 已冲正，冲销记录 {cancel.setl_id}",
+                 f"settlement {record.setl_id} reversed by record {cancel.setl_id}"), cancel.setl_id
 
 
 async def _reinstate(call: Call, cancel: SettlementRecord) -> tuple[str, str]:
@@ -214,7 +217,13 @@ async def _reinstate(call: Call, cancel: SettlementRecord) -> tuple[str, str]:
         clr_optins=original.clr_optins, input=original.request_input, year=original.year if original.year != call.now.year else None,
     )
     restored = await services.ledger.settle(request, compute)
-    return f"撤销 {cancel.setl_id} 已冲正，原结算 {original.setl_id} 恢复为 {restored.setl_id}", restored.setl_id
+    return _text(f"撤销 {cancel.setl_id} 已冲正，原结算 {original.setl_id} 恢复为 {restored.setl_id}",
+                 f"cancel {cancel.setl_id} reversed; settlement {original.setl_id} restored as {restored.setl_id}"), restored.setl_id
+
+
+def _text(chinese: str, english_text: str) -> str:
+    """Return the memo in the language of the request."""
+    return english_text if english() else chinese
 
 
 def _amounts(result) -> tuple:
@@ -233,7 +242,7 @@ async def _reverse_admission(call: Call, visit: state.StoredVisit) -> str:
             )
         await state.cancel_batch(conn, visit.mdtrt_id, None, call.msgid)
         await state.cancel_visit(conn, visit.mdtrt_id, call.msgid)
-    return f"入院 {visit.mdtrt_id} 已冲正"
+    return _text(f"入院 {visit.mdtrt_id} 已冲正", f"admission {visit.mdtrt_id} reversed")
 
 
 HANDLERS = {"2601": reverse}

@@ -11,6 +11,7 @@ from typing import Any
 from adapters.server import state
 from adapters.server.services import Clock, ServerConfig, Services
 from adapters.server.sqldb import Database, open_database
+from settlement.errors import ErrorCode, SettlementError
 from settlement.persons import Institution, Person, read_institutions, read_persons
 from settlement.policy import load_rules
 from settlement.store import DepositRequest
@@ -38,10 +39,12 @@ def read_institution_file(path: str | pathlib.Path) -> list[Institution]:
 
 
 async def load_persons(db: Database, ledger: Any, persons: list[Person], *, year: int, batch: str) -> int:
-    """Store persons and cards, and fund each personal account up to its ``acct_balc``.
+    """Store persons and cards, and fund each personal account once to its opening ``acct_balc``.
 
-    Funding deposits the difference between the wanted and the current balance, keyed by
-    ``batch`` and the person, so loading the same file twice deposits nothing more.
+    ``acct_balc`` in a persons file is the opening balance. The first load of a file
+    deposits the difference between it and the current balance, under one key per file
+    (``batch``) and person. A later load of the same file, such as every restart of
+    ``settlement serve``, deposits nothing, so money spent since is not put back.
     """
     async with db.transaction() as conn:
         for person in persons:
@@ -53,13 +56,20 @@ async def load_persons(db: Database, ledger: Any, persons: list[Person], *, year
         if person.acct_balc != current:
             deposits.append(
                 DepositRequest(
-                    msgid=f"{batch}/{person.psn_no}/{current}->{person.acct_balc}", psn_no=person.psn_no,
+                    msgid=f"{batch}/{person.psn_no}/opening", psn_no=person.psn_no,
                     insuplc_admdvs=person.insuplc_admdvs, insutype=person.insutype, amount=person.acct_balc - current,
-                    period=str(year), origin="persons-load", memo="personal account funded by persons load",
+                    period=str(year), origin="persons-load", memo="opening balance of the personal account from a persons file",
                 )
             )
     # One deposit per person; the ledger's queue commits concurrent ones in one batch.
-    await asyncio.gather(*(ledger.deposit(deposit) for deposit in deposits))
+    outcomes = await asyncio.gather(*(ledger.deposit(deposit) for deposit in deposits), return_exceptions=True)
+    for deposit, outcome in zip(deposits, outcomes, strict=True):
+        # The key was used with another amount: this file funded the account before, and the
+        # balance has moved since. The opening balance is not funded twice.
+        if isinstance(outcome, SettlementError) and outcome.code is ErrorCode.MSGID_REUSED:
+            logger.info("server: opening balance already funded psn_no=%s file=%s", deposit.psn_no, batch)
+        elif isinstance(outcome, BaseException):
+            raise outcome
     return len(persons)
 
 
