@@ -146,9 +146,12 @@ class _Session:
     def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
         from rich.table import Table
 
-        table = Table(title=title, title_justify="left")
+        # The title goes on its own line: as a table title it would wrap at the table's width.
+        self.console.print(title, style="bold")
+        table = Table()
         for column in columns:
-            table.add_column(self.labels.get(column, column), justify="right" if column in _RIGHT_ALIGNED else "left")
+            # Ids fold onto a second line in a narrow terminal instead of losing their ends.
+            table.add_column(self.labels.get(column, column), justify="right" if column in _RIGHT_ALIGNED else "left", overflow="fold")
         for row in rows:
             table.add_row(*(_shown(value) for value in row))
         self.console.print(table)
@@ -207,11 +210,12 @@ def _play(url: str, lang: str, console: Any) -> int:
 
 
 def _fee_rows(lines: list[tuple[str, str, str]], mdtrt_id: str | None, psn_no: str, batch: str, moment: str) -> list[dict]:
+    # Line serials need only be unique within their visit, and short ones fit a narrow terminal.
     rows = []
     for number, (code, price, quantity) in enumerate(lines, start=1):
         total = (Decimal(price) * Decimal(quantity)).quantize(Decimal("0.01"))
         row = {
-            "feedetl_sn": f"{batch}-{number:03d}", "chrg_bchno": batch, "rx_circ_flag": "0", "fee_ocur_time": moment,
+            "feedetl_sn": f"L{number:03d}", "chrg_bchno": batch, "rx_circ_flag": "0", "fee_ocur_time": moment,
             "med_list_codg": code, "medins_list_codg": code, "pric": price, "cnt": quantity, "det_item_fee_sumamt": f"{total}",
             "bilg_dept_codg": "A03", "bilg_dept_name": "内科", "bilg_dr_codg": "D001", "bilg_dr_name": "演示医生",
         }
