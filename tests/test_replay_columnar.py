@@ -14,7 +14,7 @@ import sqlite3
 import pytest
 
 from adapters.cli import main
-from adapters.replay.columnar import ColumnarWriter, read_columns
+from adapters.replay.columnar import ColumnarWriter, read_columns, read_manifest
 from adapters.replay.jsonl import read_records
 from replay_support import build_ledger, copy_ledger, sqlite_path
 
@@ -180,6 +180,46 @@ def test_deleted_posting_same_report(ledger, tmp_path):
 
     assert status == 1
     assert f"postings[{account}]" in rows
+
+
+def _drop_key_index(folder) -> None:
+    """Make an export look like one written before the sorted key index: no index files and no ``indexes``."""
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    for name in manifest.pop("indexes"):
+        (folder / f"table.{name}.keys.npy").unlink()
+        (folder / f"table.{name}.key_ids.npy").unlink()
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def test_export_writes_key_index(template, tmp_path):
+    _export(template, tmp_path / "records.columns", "columnar")
+
+    table = read_columns(tmp_path / "records.columns").tables["posting_account"]
+
+    assert read_manifest(tmp_path / "records.columns").indexes == ["posting_account"]
+    assert table.keys is not None
+    assert table.find(table.all()).tolist() == list(range(len(table)))
+
+
+def test_folder_without_key_index_same_report(ledger, tmp_path):
+    txn_id, _, _ = _record(ledger, "kind = 'settle'")
+    account = "fund:110100:310:310100"
+    _edit(ledger, [
+        ("DROP TRIGGER journal_postings_no_delete", ()),
+        ("DELETE FROM journal_postings WHERE txn_id = ? AND account_id = "
+         "(SELECT account_id FROM ledger_accounts WHERE account_key = ?)", (txn_id, account)),
+    ])
+    _export(ledger, tmp_path / "records.jsonl", "jsonl")
+    _export(ledger, tmp_path / "old.columns", "columnar")
+    _drop_key_index(tmp_path / "old.columns")
+
+    lines = _replay(tmp_path / "records.jsonl", tmp_path / "report-jsonl", "--workers", "1")
+    columns = _replay(tmp_path / "old.columns", tmp_path / "report-columnar", "--workers", "1")
+
+    assert read_columns(tmp_path / "old.columns").tables["posting_account"].keys is None
+    assert lines == columns
+    assert columns[0] == 1
+    assert f"postings[{account}]" in columns[2]
 
 
 def test_ungrouped_columns_same_report(ledger, tmp_path):

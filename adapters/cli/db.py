@@ -15,9 +15,9 @@ __all__ = ["register", "run_migrate"]
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("db", help="账本数据库维护 (ledger database maintenance)")
+    parser = subparsers.add_parser("db", help=(text := "账本数据库维护 (ledger database maintenance)"), description=text)
     commands = parser.add_subparsers(dest="db_command", metavar="ACTION", required=True)
-    migrate = commands.add_parser("migrate", help="按编号执行未执行的迁移 (apply pending migrations in number order)")
+    migrate = commands.add_parser("migrate", help=(text := "按编号执行未执行的迁移 (apply pending migrations in number order)"), description=text)
     migrate.add_argument("--ledger", required=True, metavar="DSN", help="postgresql://... 或 sqlite://PATH (ledger address)")
     migrate.add_argument("--lang", choices=("zh", "en"), default="zh", help="输出语言 (language of messages)")
     migrate.set_defaults(handler=lambda args: run_migrate(args.ledger, args.lang, sys.stdout, sys.stderr))

@@ -33,17 +33,17 @@ CSV_COLUMNS = ("psn_no", "insuplc_admdvs", "insutype", "amount")
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("ledger", help="账本核验与个人账户划入 (ledger audit and account funding)")
+    parser = subparsers.add_parser("ledger", help=(text := "账本核验与个人账户划入 (ledger audit and account funding)"), description=text)
     commands = parser.add_subparsers(dest="ledger_command", metavar="ACTION", required=True)
 
-    verify = commands.add_parser("verify", help="按日志重算余额与累计项并核对 (recompute balances from the journal and compare)")
+    verify = commands.add_parser("verify", help=(text := "按日志重算余额与累计项并核对 (recompute balances from the journal and compare)"), description=text)
     verify.add_argument("--ledger", default=DEFAULT_LEDGER, metavar="DSN",
                         help=f"postgresql://... 或 sqlite://PATH，默认与 settlement serve 相同 (ledger address, default {DEFAULT_LEDGER})")
     verify.add_argument("--max-differences", type=int, default=20, metavar="N", help="最多列出的差异条数 (differences to list, default 20)")
     verify.add_argument("--lang", choices=("zh", "en"), default="zh", help="输出语言 (language of messages)")
     verify.set_defaults(handler=lambda args: run_verify(args.ledger, args.max_differences, args.lang, sys.stdout, sys.stderr))
 
-    fund = commands.add_parser("fund", help="向个人账户划入资金 (inject money into personal accounts)")
+    fund = commands.add_parser("fund", help=(text := "向个人账户划入资金 (inject money into personal accounts)"), description=text)
     fund.add_argument("--ledger", required=True, metavar="DSN", help="postgresql://... 或 sqlite://PATH (ledger address)")
     fund.add_argument("--period", required=True, help="划入期间 yyyy 或 yyyy-MM (funding period)")
     fund.add_argument("--batch", help="批次名，默认为期间；同一批次同一人只入账一次 (batch name, default the period; one injection per person and batch)")

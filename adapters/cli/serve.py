@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="服务进程数，共用一个端口；大于 1 时需要 PostgreSQL 账本 number of server processes sharing the port (default 1; more than 1 needs a PostgreSQL ledger)",
     )
     parser.add_argument("--graceful-timeout", type=float, default=30.0, help="停止时等待未完成请求的秒数 seconds to wait for in-flight requests on stop (default 30)")
-    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"), help="日志级别 log level (default info)")
     parser.set_defaults(handler=_handle)
 
 

@@ -3,10 +3,16 @@
 The folder has ``manifest.json`` (``{"format": "settlement-replay-columnar", "version": 1,
 "grouped": "psn_no", "count": N, "chain": ...}``, with ``grouped`` and ``chain`` as in the
 JSON Lines header), one ``NAME.npy`` per column of ``settlement.replay.columns`` and
-``table.NAME.data.npy`` / ``table.NAME.offsets.npy`` per string table. ``.npy`` is
-numpy's own format, so reading needs nothing beyond numpy and a reader opens each array
-with ``mmap_mode="r"``: a worker touches only the pages of its rows. The manifest is
-written last, so a folder without one is an unfinished export.
+``table.NAME.data.npy`` / ``table.NAME.offsets.npy`` per string table. A table listed
+in the manifest's ``indexes`` also has its sorted key index, ``table.NAME.keys.npy`` and
+``table.NAME.key_ids.npy`` (``StringTable.find``). ``.npy`` is numpy's own format, so
+reading needs nothing beyond numpy and a reader opens each array with ``mmap_mode="r"``:
+a worker touches only the pages of its rows. The manifest is written last, so a folder
+without one is an unfinished export.
+
+Folders written before the key index existed have no ``indexes`` and still replay: their
+tables are looked up through a dict that each worker builds once. The format version
+stays 1, because older readers ignore the extra manifest field and files.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     chain: str = ""
     columns: list[str] = []
     tables: list[str] = []
+    indexes: list[str] = []
 
 
 class ColumnarWriter:
@@ -83,11 +90,17 @@ class ColumnarWriter:
         self.path.mkdir(parents=True)
         for name, values in columns.arrays.items():
             np.save(self.path / f"{name}.npy", np.ascontiguousarray(values), allow_pickle=False)
+        indexes = []
         for name, table in columns.tables.items():
             np.save(self.path / f"table.{name}.data.npy", table.data, allow_pickle=False)
             np.save(self.path / f"table.{name}.offsets.npy", table.offsets, allow_pickle=False)
+            if table.keys is not None and table.key_ids is not None:
+                np.save(self.path / f"table.{name}.keys.npy", table.keys, allow_pickle=False)
+                np.save(self.path / f"table.{name}.key_ids.npy", table.key_ids, allow_pickle=False)
+                indexes.append(name)
         manifest = Manifest(format=COLUMNAR_FORMAT, version=VERSION, grouped=self._grouped, count=self.count,
-                            chain=self._chain, columns=sorted(columns.arrays), tables=sorted(columns.tables))
+                            chain=self._chain, columns=sorted(columns.arrays), tables=sorted(columns.tables),
+                            indexes=sorted(indexes))
         (self.path / MANIFEST).write_bytes(msgspec.json.encode(manifest) + b"\n")
 
     def __enter__(self) -> ColumnarWriter:
@@ -123,8 +136,13 @@ def read_columns(path: str | Path) -> RecordColumns:
         values = np.load(file, mmap_mode="r" if os.path.getsize(file) > 128 else None, allow_pickle=False)
         return values.view(np.ndarray)
 
+    def table(name: str) -> StringTable:
+        indexed = name in manifest.indexes
+        return StringTable(load(f"table.{name}.data"), load(f"table.{name}.offsets"),
+                           load(f"table.{name}.keys") if indexed else None, load(f"table.{name}.key_ids") if indexed else None)
+
     arrays = {name: load(name) for name in manifest.columns}
-    tables = {name: StringTable(load(f"table.{name}.data"), load(f"table.{name}.offsets")) for name in manifest.tables}
+    tables = {name: table(name) for name in manifest.tables}
     return RecordColumns(arrays, tables)
 
 

@@ -13,12 +13,18 @@ Two columns are derived by the writer and not part of a ``ReplayRecord``:
 of the record whose ``setl_id`` a cancel's ``original_setl_id`` names, -1 if none).
 ``record(row)`` rebuilds the exact ``ReplayRecord`` of a row; replay uses it only for
 rows whose figures differ.
+
+The tables of ``INDEXED_TABLES`` also carry a sorted key index (``StringTable.keys`` and
+``StringTable.key_ids``): the strings as fixed-width bytes in byte order, and each one's
+id. A worker finds the ids of many strings with one ``np.searchsorted`` over the mapped
+index, instead of first decoding the whole table into a dict. A table without an index
+(a folder written before the index existed) is looked up through such a dict.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
 import numpy as np
@@ -27,7 +33,7 @@ from settlement import _core
 from settlement.replay.record import OUTPUT_FIELDS, FundRow, Lines, PostingRow, ReplayRecord, Resolution
 from settlement.types import ACCUMULATOR_KEYS, SchemeParams
 
-__all__ = ["ColumnBuilder", "RecordColumns", "StringTable", "TABLE_OF_FIELD", "TABLES"]
+__all__ = ["INDEXED_TABLES", "ColumnBuilder", "RecordColumns", "StringTable", "TABLE_OF_FIELD", "TABLES"]
 
 # String fields of a record and the table each is encoded into.
 TABLE_OF_FIELD = {
@@ -39,6 +45,9 @@ TABLE_OF_FIELD = {
 }
 # Tables of every dictionary-encoded column, including the per-line and per-row ones.
 TABLES = tuple(dict.fromkeys([*TABLE_OF_FIELD.values(), "line_sn", "line_code", "fund_layer", "posting_account"]))
+# Tables written with a sorted key index: replay looks up the ledger's account names in
+# ``posting_account``, which has an entry per person.
+INDEXED_TABLES = ("posting_account",)
 
 # Bits of the per-record ``bits`` column.
 BIT_CANCEL = 1
@@ -59,12 +68,19 @@ _ENCODER = msgspec.json.Encoder()
 
 
 class StringTable:
-    """Distinct strings as one UTF-8 byte array and ``len + 1`` offsets, so a file can hold them as arrays."""
+    """Distinct strings as one UTF-8 byte array and ``len + 1`` offsets, so a file can hold them as arrays.
 
-    def __init__(self, data: np.ndarray, offsets: np.ndarray) -> None:
+    ``keys`` and ``key_ids``, when given, are the sorted key index that ``find`` searches.
+    """
+
+    def __init__(self, data: np.ndarray, offsets: np.ndarray, keys: np.ndarray | None = None,
+                 key_ids: np.ndarray | None = None) -> None:
         self.data = data
         self.offsets = offsets
+        self.keys = keys
+        self.key_ids = key_ids
         self._cache: dict[int, str] = {}
+        self._ids: dict[str, int] | None = None
 
     @classmethod
     def from_strings(cls, values: Iterable[str]) -> StringTable:
@@ -75,6 +91,44 @@ class StringTable:
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
+
+    def with_index(self) -> StringTable:
+        """Return the table with a sorted key index, or unchanged when a string ends in a NUL byte.
+
+        Fixed-width bytes drop trailing NULs, so such a string could not be told apart
+        from the same string without them.
+        """
+        strings = [self.data[first:last].tobytes() for first, last in itertools.pairwise(self.offsets.tolist())]
+        if any(value.endswith(b"\x00") for value in strings):
+            return self
+        width = max(1, max(map(len, strings), default=1))
+        keys = np.array(strings, dtype=f"S{width}")
+        order = np.argsort(keys, kind="stable")
+        return StringTable(self.data, self.offsets, keys[order], order.astype(np.int64))
+
+    def find(self, values: Sequence[str]) -> np.ndarray:
+        """Return the id of each string (-1 for one not in the table), by the sorted key index when there is one."""
+        if self.keys is None or self.key_ids is None:
+            ids = self._dict()
+            return np.array([ids.get(value, -1) for value in values], dtype=np.int64)
+        if not len(self.keys):
+            return np.full(len(values), -1, dtype=np.int64)
+        encoded = [value.encode("utf-8") for value in values]
+        width = self.keys.dtype.itemsize
+        # A longer string would be cut to the width, and one ending in NUL would lose it,
+        # so either could wrongly match. Neither is in the table, which has no such key.
+        absent = np.fromiter((len(value) > width or value.endswith(b"\x00") for value in encoded), dtype=bool, count=len(encoded))
+        probes = np.array(encoded, dtype=f"S{width}")
+        places = np.minimum(np.searchsorted(self.keys, probes), len(self.keys) - 1)
+        found = (self.keys[places] == probes) & ~absent
+        return np.where(found, self.key_ids[places], -1).astype(np.int64, copy=False)
+
+    def _dict(self) -> dict[str, int]:
+        # Only for a table without an index; built once per table object.
+        if self._ids is None:
+            strings = self.all()
+            self._ids = dict(zip(strings, range(len(strings)), strict=True))
+        return self._ids
 
     def get(self, index: int) -> str | None:
         """Return the string of an id; None for -1."""
@@ -117,17 +171,8 @@ class RecordColumns:
         self.arrays = dict(arrays)
         self.tables = dict(tables)
         self._structs: dict[tuple[str, int], object] = {}
-        # Values derived from whole tables (lookups, catalogue matrices), kept for the next range.
+        # Values derived from whole tables (catalogue matrices), kept for the next range.
         self.cache: dict[object, object] = {}
-
-    def ids_of(self, table: str) -> dict[str, int]:
-        """Return a table's ids by string, built once."""
-        key = ("ids", table)
-        found = self.cache.get(key)
-        if found is None:
-            strings = self.tables[table].all()
-            found = self.cache[key] = dict(zip(strings, range(len(strings)), strict=True))
-        return found  # type: ignore[return-value]
 
     def __len__(self) -> int:
         return len(self.arrays["seq"])
@@ -337,6 +382,8 @@ class ColumnBuilder:
         originals = arrays["original_setl_id"]
         arrays["original_row"] = np.where(originals >= 0, row_of_id[np.maximum(originals, 0)], -1)
         tables = {name: StringTable.from_strings(ids) for name, ids in self._ids.items()}
+        for name in INDEXED_TABLES:
+            tables[name] = tables[name].with_index()
         return RecordColumns(arrays, tables)
 
 

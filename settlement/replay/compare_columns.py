@@ -16,6 +16,8 @@ it. Any other range is rebuilt as records and replayed by ``replay_partition``.
 
 from __future__ import annotations
 
+import datetime
+import itertools
 from collections.abc import Callable
 
 import numpy as np
@@ -332,7 +334,8 @@ def _catalog_in_force(columns: RecordColumns, resolver: Resolver, line_codes: np
     """Return a matrix of ``Resolver.catalog_row`` over the file's (code, date) pairs, and each line's pair.
 
     The matrix is kept with the columns and filled only for pairs that occur, so each
-    (code, date) is looked up once per process.
+    (code, date) is looked up once per process, and the pairs of one code at once
+    (``Resolver.catalog_rows``).
     """
     dates = columns.tables["setl_date"]
     codes = columns.tables["line_code"]
@@ -348,10 +351,19 @@ def _catalog_in_force(columns: RecordColumns, resolver: Resolver, line_codes: np
     needed = np.zeros(len(filled), dtype=bool)
     needed[keys] = True
     needed &= ~filled
-    for pair in np.nonzero(needed)[0].tolist():
-        code, date = codes.get(pair // date_count) or "", dates.get(pair % date_count) or ""
-        matrix[pair] = resolver.catalog_row(code, date)
-        filled[pair] = True
+    pairs = np.nonzero(needed)[0]
+    if not len(pairs):
+        return matrix, keys
+    pair_codes, pair_dates = np.divmod(pairs, date_count)
+    date_ids, date_of_pair = np.unique(pair_dates, return_inverse=True)
+    days = np.array([datetime.date.fromisoformat(dates.get(date_id) or "").toordinal() for date_id in date_ids.tolist()],
+                    dtype=np.int64)[date_of_pair.reshape(-1)]
+    # ``pairs`` are sorted, so each code's pairs are one run.
+    bounds = np.concatenate(([0], np.flatnonzero(np.diff(pair_codes)) + 1, [len(pairs)])).tolist()
+    for first, last in itertools.pairwise(bounds):
+        code = codes.get(int(pair_codes[first])) or ""
+        matrix[pairs[first:last]] = resolver.catalog_rows(code, days[first:last])
+    filled[pairs] = True
     return matrix, keys
 
 
@@ -412,14 +424,15 @@ def _postings_differ(columns: RecordColumns, absolute: np.ndarray, outputs: np.n
     candidate lines: one per fund layer, the person's account, the family account, the
     cash fund, and the institution's payable and cash. A zero amount gives no line and a
     negative one goes on the other side. The candidates are built here as columns, with
-    account names turned into table ids once per distinct person, institution and region.
+    account names turned into table ids once per distinct person, institution and region
+    (``StringTable.find``, a search of the export's sorted key index).
     """
     a = columns.arrays
     has = (a["bits"][absolute] & col.BIT_HAS_POSTINGS) != 0
     if not has.any():
         return np.zeros(len(absolute), dtype=bool)
     offsets = a["posting_offsets"]
-    ids = columns.ids_of("posting_account")
+    accounts = columns.tables["posting_account"]
 
     # The accounts of a region's candidates, with a marker for each per-person or per-institution field.
     regions, region_of = _distinct(a["insuplc_admdvs"][absolute], a["insutype"][absolute])
@@ -434,7 +447,7 @@ def _postings_differ(columns: RecordColumns, absolute: np.ndarray, outputs: np.n
         """Return the table id of candidate ``slot``'s account per record (-1 when no recorded posting uses it)."""
         fields = [field for field, marker in _MARKERS.items() if any(marker in names[slot] for names in templates)]
         if not fields:
-            return np.array([ids.get(names[slot], -1) for names in templates], dtype=np.int64)[region_of]
+            return accounts.find([names[slot] for names in templates])[region_of]
         if len(fields) == 1:
             # One id range of the field's table; in a grouped file a range's persons have neighbouring ids.
             field = fields[0]
@@ -443,17 +456,16 @@ def _postings_differ(columns: RecordColumns, absolute: np.ndarray, outputs: np.n
             low = int(present_ids.min()) if len(present_ids) else 0
             high = int(present_ids.max()) + 1 if len(present_ids) else 0
             strings = [None, *columns.tables[TABLE_OF_FIELD[field]].strings(low, high)]
-            mapped = np.array([[ids.get(name_of(names[slot], field, value), -1) for value in strings] for names in templates],
-                              dtype=np.int64)
-            return mapped[region_of, np.where(values >= 0, values - low + 1, 0)]
+            mapped = accounts.find([name_of(names[slot], field, value) for names in templates for value in strings])
+            return mapped.reshape(len(templates), len(strings))[region_of, np.where(values >= 0, values - low + 1, 0)]
         unique, inverse = _distinct(region_of, *(a[field][absolute] for field in fields))
-        mapped = np.empty(len(unique), dtype=np.int64)
-        for number, (region, *values) in enumerate(unique):
+        found = []
+        for region, *values in unique:
             name = templates[region][slot]
             for field, value in zip(fields, values, strict=True):
                 name = name_of(name, field, columns.tables[TABLE_OF_FIELD[field]].get(value))
-            mapped[number] = ids.get(name, -1)
-        return mapped[inverse]
+            found.append(name)
+        return accounts.find(found)[inverse]
 
     layers = len(FUND_LAYERS)
     mutual_aid = outputs[:, _OUT["acct_mulaid_pay"]]

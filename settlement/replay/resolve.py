@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from settlement import _core
+from settlement.catalog import CatalogEntry
 from settlement.errors import SettlementError
 from settlement.policy.loader import RuleSet
 from settlement.policy.model import Policy
@@ -59,6 +60,7 @@ class Resolver:
         self._policies: dict[tuple[str, str], Policy] = {}
         self._params: dict[tuple[str, datetime.date, Resolution], tuple[SchemeParams, str]] = {}
         self._entries: dict[tuple[str, str], tuple[int, int | None, int | None] | None] = {}
+        self._version_arrays: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def policy_id(self, record: ReplayRecord) -> str:
         """Return the policy id of a record: from its rule version, else from its stored parameters."""
@@ -231,6 +233,41 @@ class Resolver:
         charge_class, ratio, cap = entry
         return (1, charge_class, -1 if ratio is None else ratio, -1 if cap is None else cap)
 
+    def catalog_rows(self, code: str, days: np.ndarray) -> np.ndarray:
+        """Return ``catalog_row`` of one code on many dates at once, shape (len(days), 4).
+
+        ``days`` are proleptic Gregorian ordinals (``date.toordinal()``). The version in
+        force is found as ``Catalog.lookup`` finds it: the last one starting on or before
+        the date, if it has not ended by then.
+        """
+        rows = np.zeros((len(days), 4), dtype=np.int64)
+        arrays = self._version_arrays.get(code)
+        if arrays is None:
+            arrays = self._version_arrays[code] = _version_arrays(self.rules.catalog.versions(code))
+        starts, ends, values = arrays
+        if not len(starts):
+            return rows
+        index = np.searchsorted(starts, days, side="right") - 1
+        version = np.maximum(index, 0)
+        in_force = (index >= 0) & (days <= ends[version])
+        rows[in_force] = values[version[in_force]]
+        return rows
+
+
+def _version_arrays(versions: Sequence[CatalogEntry]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the start and end ordinals of a code's versions (sorted by start) and their ``catalog_row`` values."""
+    starts = np.array([entry.begndate.toordinal() for entry in versions], dtype=np.int64)
+    ends = np.array([entry.enddate.toordinal() if entry.enddate is not None else _OPEN_END for entry in versions], dtype=np.int64)
+    values = np.array([
+        (1, int(entry.charge_class), -1 if entry.charge_class == ChargeClass.C else entry.selfpay_prop,
+         -1 if entry.price_cap_micro is None else entry.price_cap_micro)
+        for entry in versions
+    ], dtype=np.int64).reshape(len(versions), 4)
+    return starts, ends, values
+
+
+# The end ordinal of a version without an end date: later than any date.
+_OPEN_END = datetime.date.max.toordinal()
 
 # Lines compared at a time by ``apply_catalog`` (3 MB of kernel line rows).
 _BLOCK_LINES = 1 << 16
