@@ -24,7 +24,7 @@ from __future__ import annotations
 import msgspec
 
 from adapters.server import state
-from adapters.server.handlers_visit import Call
+from adapters.server.handlers_visit import Call, is_stay
 from adapters.server.language import english
 from settlement import engine
 from settlement.errors import ErrorCode, SettlementError
@@ -127,8 +127,10 @@ def _check_reversible(oinfno: str) -> None:
 
 
 async def _admission_of(conn, fixmedins_code: str, msgid: str) -> state.StoredVisit | None:
+    """Return the stay that message ``msgid`` admitted; an outpatient registration is not an admission."""
     row = await conn.fetchrow("SELECT mdtrt_id FROM srv_visit WHERE fixmedins_code = $1 AND registered_by = $2", fixmedins_code, msgid)
-    return None if row is None else await state.visit_by_id(conn, row["mdtrt_id"], fixmedins_code)
+    visit = None if row is None else await state.visit_by_id(conn, row["mdtrt_id"], fixmedins_code)
+    return visit if visit is not None and is_stay(visit) else None
 
 
 async def _reject_foreign(conn, fixmedins_code: str, msgid: str) -> None:
