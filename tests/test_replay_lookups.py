@@ -1,4 +1,4 @@
-"""Columnar replay's lookups give the same answers as the per-item code they replace.
+"""Columnar replay's lookups return the same values as the per-item code they replace.
 
 ``StringTable.find`` searches a table's sorted key index and must return what a dict of
 the table's strings returns, for names in the table and names that only resemble them.

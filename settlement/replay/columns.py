@@ -95,8 +95,8 @@ class StringTable:
     def with_index(self) -> StringTable:
         """Return the table with a sorted key index, or unchanged when a string ends in a NUL byte.
 
-        Fixed-width bytes drop trailing NULs, so such a string could not be told apart
-        from the same string without them.
+        Fixed-width bytes drop trailing NULs, so such a string would compare equal to the
+        same string without them.
         """
         strings = [self.data[first:last].tobytes() for first, last in itertools.pairwise(self.offsets.tolist())]
         if any(value.endswith(b"\x00") for value in strings):
@@ -117,7 +117,9 @@ class StringTable:
         width = self.keys.dtype.itemsize
         # A longer string would be cut to the width, and one ending in NUL would lose it,
         # so either could wrongly match. Neither is in the table, which has no such key.
-        absent = np.fromiter((len(value) > width or value.endswith(b"\x00") for value in encoded), dtype=bool, count=len(encoded))
+        absent = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)) > width
+        if b"\x00" in b"".join(encoded):
+            absent |= np.fromiter((value.endswith(b"\x00") for value in encoded), dtype=bool, count=len(encoded))
         probes = np.array(encoded, dtype=f"S{width}")
         places = np.minimum(np.searchsorted(self.keys, probes), len(self.keys) - 1)
         found = (self.keys[places] == probes) & ~absent
