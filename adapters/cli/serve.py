@@ -66,6 +66,12 @@ def _handle(args: argparse.Namespace) -> int:
     if args.workers > 1 and not is_postgres_dsn(args.ledger):
         print(SQLITE_WORKERS_REJECTED, file=sys.stderr)
         return 2
+    busy = _port_in_use(args.host, args.port)
+    if busy is not None:
+        print(f"无法监听 {args.host}:{args.port}：{busy}。请用 --port 换一个端口，或先停止占用它的进程。\n"
+              f"cannot listen on {args.host}:{args.port}: {busy}. Choose another --port or stop the process that holds it.",
+              file=sys.stderr)
+        return 2
 
     clock_start = datetime.datetime.strptime(args.clock_start, "%Y-%m-%d %H:%M:%S") if args.clock_start else None
     config = ServerConfig(
@@ -85,6 +91,30 @@ def _handle(args: argparse.Namespace) -> int:
         return run_workers(config, host=args.host, port=args.port, workers=args.workers, graceful_timeout=args.graceful_timeout, log_level=args.log_level)
     run_server(config, host=args.host, port=args.port, graceful_timeout=args.graceful_timeout)
     return 0
+
+
+def _port_in_use(host: str, port: int) -> str | None:
+    """Return why ``host:port`` cannot be listened on, or None when it can.
+
+    Checked before the ledger is migrated and the seed files are loaded, so a busy port
+    fails fast and writes nothing. Another process could still take the port in between;
+    uvicorn then reports it.
+    """
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as error:
+        return str(error)
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # The same option uvicorn sets, so a port in TIME_WAIT after a restart is not reported busy.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            return error.strerror or str(error)
+    return None
 
 
 def run_server(config, *, host: str, port: int, graceful_timeout: float = 30.0) -> None:
