@@ -16,7 +16,6 @@ from collections import Counter
 from pathlib import Path
 
 import msgspec
-from matplotlib.figure import Figure
 
 from adapters.replay.runner import ReplayOutcome
 from adapters.replay.texts import FUND_NAMES, text
@@ -100,6 +99,9 @@ def write_csv(path: str | Path, rows: list[Discrepancy]) -> None:
 
 def _chart(counts: dict[str, int], title: str, rotate: bool) -> str:
     """Return a bar chart of ``counts`` as a base64 PNG."""
+    # Imported here: matplotlib takes about a third of every command's start-up, and only the report draws.
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(8, 3), dpi=96)
     axes = figure.subplots()
     if counts:
