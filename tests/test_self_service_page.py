@@ -95,7 +95,7 @@ def browser(tmp_path):
 def submit_form(driver, number, code):
     """Fill the form with the keyboard only: type, Tab to the next field, Enter to submit.
 
-    Returns once the answer page has replaced the form, so the caller reads the new page.
+    Returns once the result page has replaced the form, so the caller reads the new page.
     """
     form_page = driver.find_element(By.TAG_NAME, "html")
     field = driver.find_element(By.ID, "number")

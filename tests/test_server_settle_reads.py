@@ -77,7 +77,7 @@ def test_combined_read_matches_general_path(kind, tmp_path):
         if person is not None:
             assert person == general, name
 
-    # The combined read answers the common cases itself.
+    # The combined read resolves the common cases itself.
     assert found["server card"][2].psn_type == "1101"
     assert found["services card, retired"][2].psn_type == "1201"
     assert found["services card, lower case"][2].psn_type == "1201"

@@ -41,8 +41,8 @@ def resolve_claim(
     """Pick the person's policy and resolve the scheme of ``med_type``.
 
     The policy in force today decides, by its ``year_rule``, whose year's accumulators the
-    claim uses. When that rule picks the year of an earlier ``admission`` (a stay across
-    the new year under ``admission_year``), the policy in force on the admission date
+    claim uses. That rule can pick the year of an earlier ``admission``: a stay across the
+    new year under ``admission_year``. The policy in force on the admission date then
     settles the whole stay, so the limits and the accumulators belong to the same year.
     """
     if insutype != person.insutype:

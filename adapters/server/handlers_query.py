@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 from adapters.server import query_sql, state
+from adapters.server.handlers_settle import check_settlement_ref
 from adapters.server.handlers_visit import Call
 from settlement import visits
 from settlement.errors import ErrorCode, SettlementError
@@ -46,16 +47,7 @@ def _check_record(call: Call, record: SettlementRecord | None, query: query_requ
     """Return the institution's record named by a 5203/5204 request after checking its visit and person."""
     if record is None or record.fixmedins_code != call.code:
         raise SettlementError(ErrorCode.UNKNOWN_SETTLEMENT, field="input.data.setl_id", value=query.setl_id)
-    if record.mdtrt_id != query.mdtrt_id:
-        raise SettlementError(
-            ErrorCode.PERSON_MISMATCH, field="input.data.mdtrt_id", value=query.mdtrt_id,
-            detail=f"结算 {query.setl_id} 的就诊", detail_en=f"the visit of settlement {query.setl_id}",
-        )
-    if record.psn_no != query.psn_no:
-        raise SettlementError(
-            ErrorCode.PERSON_MISMATCH, field="input.data.psn_no", value=query.psn_no,
-            detail=f"结算 {query.setl_id} 的人员", detail_en=f"the person of settlement {query.setl_id}",
-        )
+    check_settlement_ref(record, mdtrt_id=query.mdtrt_id, psn_no=query.psn_no)
     return record
 
 

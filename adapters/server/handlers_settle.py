@@ -22,7 +22,7 @@ from settlement.persons import Person
 from settlement.protocol import outputs, query_outputs, requests
 from settlement.store import CancelRequest, SettlementPlan, SettlementRecord, SettlementRequest
 
-__all__ = ["ADMITTING_HANDLERS", "AdmittingHandler", "ClaimReader", "HANDLERS", "cancel_answer", "claim_lines", "named_person_with_credential", "pre_settle_request", "settle_request"]
+__all__ = ["ADMITTING_HANDLERS", "AdmittingHandler", "ClaimReader", "HANDLERS", "check_settlement_ref", "claim_lines", "named_person_with_credential", "pre_settle_request", "settle_request"]
 
 
 async def _named_person(conn, psn_no: str, field: str) -> Person:
@@ -109,7 +109,7 @@ async def pre_settle(call: Call) -> bytes:
 
 
 async def pre_settle_request(call: Call, req: requests.SettleRequest, reader: ClaimReader) -> bytes:
-    """Compute a 2206 or 2303 answer from the stored lines; only the message is recorded."""
+    """Compute a 2206 or 2303 output from the stored lines, recording only the message."""
     async with call.services.db.transaction() as conn:
         claim, _ = await reader(call, req, conn)
     accumulators = await call.services.ledger.accumulators(req.psn_no, claim.year)
@@ -278,6 +278,20 @@ def _settle_answer(claim: Claim, record: SettlementRecord, cert_type: str) -> by
     return outputs.encode_output(outputs.SettleOutput(setlinfo=info, setldetail=details))
 
 
+def check_settlement_ref(record: SettlementRecord, *, mdtrt_id: str, psn_no: str) -> None:
+    """Raise PERSON_MISMATCH unless a request names the visit and person of the settlement it refers to."""
+    if record.mdtrt_id != mdtrt_id:
+        raise SettlementError(
+            ErrorCode.PERSON_MISMATCH, field="input.data.mdtrt_id", value=mdtrt_id,
+            detail=f"结算 {record.setl_id} 的就诊", detail_en=f"the visit of settlement {record.setl_id}",
+        )
+    if record.psn_no != psn_no:
+        raise SettlementError(
+            ErrorCode.PERSON_MISMATCH, field="input.data.psn_no", value=psn_no,
+            detail=f"结算 {record.setl_id} 的人员", detail_en=f"the person of settlement {record.setl_id}",
+        )
+
+
 async def _cancel(call: Call, data: requests.SettleCancel, *, stay: bool | None = None) -> SettlementRecord:
     """Cancel a settlement of this institution; ``stay`` True for 2305, False for 2208, None for a pharmacy sale."""
     services = call.services
@@ -290,16 +304,7 @@ async def _cancel(call: Call, data: requests.SettleCancel, *, stay: bool | None 
             detail="住院结算，请用 2305 撤销" if not stay else "门诊结算，请用 2208 撤销",
             detail_en="an inpatient settlement; cancel it with 2305" if not stay else "an outpatient settlement; cancel it with 2208",
         )
-    if original.mdtrt_id != data.mdtrt_id:
-        raise SettlementError(
-            ErrorCode.PERSON_MISMATCH, field="input.data.mdtrt_id", value=data.mdtrt_id,
-            detail=f"结算 {data.setl_id} 的就诊", detail_en=f"the visit of settlement {data.setl_id}",
-        )
-    if original.psn_no != data.psn_no:
-        raise SettlementError(
-            ErrorCode.PERSON_MISMATCH, field="input.data.psn_no", value=data.psn_no,
-            detail=f"结算 {data.setl_id} 的人员", detail_en=f"the person of settlement {data.setl_id}",
-        )
+    check_settlement_ref(original, mdtrt_id=data.mdtrt_id, psn_no=data.psn_no)
     request = CancelRequest(
         fixmedins_code=call.code, msgid=call.msgid, setl_id=data.setl_id, mdtrt_id=data.mdtrt_id, psn_no=data.psn_no, setl_time=call.stamp
     )
@@ -309,15 +314,15 @@ async def _cancel(call: Call, data: requests.SettleCancel, *, stay: bool | None 
 
 
 async def cancel_settlement(call: Call) -> bytes:
-    return await cancel_answer(call, await _cancel(call, requests.read_settle_cancel(call.input), stay=False))
+    return await _cancel_output(call, await _cancel(call, requests.read_settle_cancel(call.input), stay=False))
 
 
 async def cancel_stay_settlement(call: Call) -> bytes:
-    return await cancel_answer(call, await _cancel(call, requests.read_settle_cancel(call.input), stay=True))
+    return await _cancel_output(call, await _cancel(call, requests.read_settle_cancel(call.input), stay=True))
 
 
-async def cancel_answer(call: Call, record: SettlementRecord) -> bytes:
-    """Answer and record a 2208 or 2305 cancel (or a 2601 that reversed a settlement) from its ledger record."""
+async def _cancel_output(call: Call, record: SettlementRecord) -> bytes:
+    """Build and record the output of a 2208 or 2305 cancel from its ledger record."""
     info = visits.cancel_info(
         result=record.outputs, mdtrt_id=record.mdtrt_id, setl_id=record.setl_id, setl_time=record.setl_time,
         msgid=record.msgid, clr_optins=record.clr_optins,

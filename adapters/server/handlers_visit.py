@@ -219,7 +219,7 @@ def is_stay(visit: state.StoredVisit) -> bool:
 
 
 async def store_lines(call: Call, lines: tuple[requests.FeeLineIn, ...], *, stay: bool) -> bytes:
-    """Check and split uploaded lines of one visit (2204) or stay (2301), store them, and answer ``result``."""
+    """Check and split uploaded lines of one visit (2204) or stay (2301), store them, and return the ``result`` output."""
     services = call.services
     mdtrt_id, psn_no = lines[0].mdtrt_id, lines[0].psn_no
 

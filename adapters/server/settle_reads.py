@@ -2,8 +2,8 @@
 
 The visit and lines are the rows of ``state.visit_with_batch_lines``, the person those of
 ``hooks.SETTLING_PERSON_SELECT``. A UNION ALL returns both, each branch padded with NULLs
-to the other's columns and told apart by a leading ``part`` column (0 visit, 1 person), so
-a settlement reads its claim in one round trip instead of two.
+to the other's columns and marked by a leading ``part`` column (0 visit, 1 person), so a
+settlement reads its claim in one round trip instead of two.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ async def visit_batch_and_person(
     """Return the institution's visit, its batch's live lines and the settling person as ``hooks.settling_person`` decides.
 
     The person is None for a credential other than a card (03) and whenever
-    ``hooks.settling_person`` returns None; the caller then resolves the person the general way.
+    ``hooks.settling_person`` returns None. The caller then resolves the person the general way.
     """
     if cert_type != codes.CERT_BY_CARD:
         visit, lines = await state.visit_with_batch_lines(conn, mdtrt_id, fixmedins_code, chrg_bchno)

@@ -320,9 +320,9 @@ async def live_lines_of_batch(conn: Connection, mdtrt_id: str, chrg_bchno: str) 
 _VISIT_COLUMNS = "mdtrt_id, fixmedins_code, psn_no, insutype, med_type, begntime, mdtrt_cert_type, ipt_otp_no, dise_codg, cancelled_by"
 _VISIT_NAMES = tuple(name.strip() for name in _VISIT_COLUMNS.split(","))
 _VISIT_WIDTH = len(_VISIT_NAMES)
-# Select list, FROM clause and width of a visit ($1 of institution $2) joined with the live
-# lines of one of its batches ($3): the visit's row repeats on each line, or comes once with
-# NULL line columns when the batch has no live line. The last column is the line's seq.
+# Select list and FROM clause of a visit ($1 of institution $2) joined with the live lines
+# of one of its batches ($3). The visit's row repeats on each line, or comes once with NULL
+# line columns when the batch has no live line. The last column is the line's seq.
 VISIT_WITH_BATCH_SELECT = (
     ", ".join(f"v.{name}" for name in _VISIT_NAMES) + ", " + ", ".join(f"l.{name.strip()}" for name in _LINE_COLUMNS.split(","))
 )
