@@ -24,7 +24,8 @@ from ledger_support import (
 
 from adapters.cli.ledger import run_verify
 from adapters.ledger.batch import decode_record
-from settlement.chain import GENESIS, canonical_record_bytes, link_hash, record_hash
+from settlement.chain import GENESIS, canonical_record_bytes, link_hash
+from settlement.stored_record import LZ4_FRAME_MAGIC, record_json
 from settlement.store import CancelRequest
 
 STORES = ("sqlite", pytest.param("pg", marks=pytest.mark.postgres))
@@ -77,9 +78,9 @@ def test_chain_links_every_record(kind, tmp_path):
             for _, _, prev_hash, stored_hash, body in links:
                 body = bytes(body)
                 assert link_hash(body, prev_hash) == stored_hash
-                # A replay tool that only has the decoded record gets the same hash.
-                assert canonical_record_bytes(decode_record(body)) == body
-                assert record_hash(decode_record(body), prev_hash) == stored_hash
+                # New records are stored as canonical JSON in an LZ4 frame.
+                assert body.startswith(LZ4_FRAME_MAGIC)
+                assert canonical_record_bytes(decode_record(body)) == record_json(body)
             head = await sql_rows(store, "SELECT last_seq, last_hash FROM ledger_chain_head")
             assert head == [(RECORDS, links[-1][3])]
 
@@ -87,6 +88,42 @@ def test_chain_links_every_record(kind, tmp_path):
             assert report.ok, report.differences
             assert report.chain_break == ""
             assert report.counts["chain_links"] == RECORDS
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_ledger_written_before_the_frame_reads_verifies_and_grows(kind, tmp_path):
+    """Rows stored as plain JSON (the format before the LZ4 frame) stay valid beside framed rows."""
+
+    async def scenario():
+        async with ledger(kind, tmp_path) as store:
+            written = await _fill(store)
+            framed = [await store.get_settlement(record.setl_id) for record in written]
+
+            # Rewrite every row as an older ledger stored it: the plain canonical JSON,
+            # with each link hashed over those bytes, and the head moved to the new last hash.
+            statements, prev_hash = [], GENESIS
+            for seq, setl_id, _, _, body in await _links(store):
+                plain = record_json(bytes(body))
+                assert plain.startswith(b"{")
+                new_hash = link_hash(plain, prev_hash)
+                statements.append(("UPDATE ledger_settlements SET record = ?, prev_hash = ?, record_hash = ? WHERE setl_id = ?",
+                                   (plain, prev_hash, new_hash, setl_id)))
+                prev_hash = new_hash
+            statements.append(("UPDATE ledger_chain_head SET last_hash = ?", (prev_hash,)))
+            await _unguarded(store, statements)
+
+            # Records read back the same, and a new settlement links onto the plain rows.
+            assert [await store.get_settlement(record.setl_id) for record in written] == framed
+            more = await store.settle(settle_request(RECORDS + 1, psn_no="P0001"), toy_compute(20_000))
+            links = await _links(store)
+            assert bytes(links[-1][4]).startswith(LZ4_FRAME_MAGIC)
+            assert links[-1][1] == more.setl_id and links[-1][2] == prev_hash
+
+            report = await store.verify()
+            assert report.ok, report.differences
+            assert report.counts["chain_links"] == RECORDS + 1
 
     asyncio.run(scenario())
 
@@ -121,8 +158,9 @@ def test_verify_names_changed_amount(kind, tmp_path):
             seq, setl_id, _, _, body = (await _links(store))[2]
             record = decode_record(bytes(body))
             amount = f'"medfee_sumamt":{record.outputs.medfee_sumamt}'.encode()
-            assert amount in bytes(body)
-            edited = bytes(body).replace(amount, f'"medfee_sumamt":{record.outputs.medfee_sumamt + 100}'.encode())
+            assert amount in record_json(bytes(body))
+            # Whoever edits the row writes plain JSON, which the stores still read.
+            edited = record_json(bytes(body)).replace(amount, f'"medfee_sumamt":{record.outputs.medfee_sumamt + 100}'.encode())
             await _unguarded(store, [("UPDATE ledger_settlements SET record = ? WHERE setl_id = ?", (edited, setl_id))])
 
             report = await store.verify(lang="en")

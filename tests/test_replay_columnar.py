@@ -16,6 +16,7 @@ import pytest
 from adapters.cli import main
 from adapters.replay.columnar import ColumnarWriter, read_columns, read_manifest
 from adapters.replay.jsonl import read_records
+from settlement.stored_record import record_json
 from replay_support import build_ledger, copy_ledger, sqlite_path
 
 
@@ -76,7 +77,7 @@ def _record(dsn: str, where: str) -> tuple[int, str, dict]:
     conn = sqlite3.connect(sqlite_path(dsn))
     try:
         for txn_id, setl_id, body in conn.execute(f"SELECT txn_id, setl_id, record FROM ledger_settlements WHERE {where} ORDER BY txn_id"):
-            record = json.loads(body)
+            record = json.loads(record_json(body))
             if record["result"]["outputs"]["hifp_pay"] != 0:
                 return txn_id, setl_id, record
     finally:

@@ -13,6 +13,7 @@ import sqlite3
 import pytest
 
 from adapters.cli import main
+from settlement.stored_record import record_json
 from replay_support import build_ledger, copy_ledger, sqlite_path
 
 
@@ -41,7 +42,7 @@ def _replay(dsn: str, out) -> tuple[int, dict, list[dict]]:
 
 def _settlement_with_fund_payment(conn: sqlite3.Connection) -> tuple[int, str, dict]:
     for txn_id, setl_id, body in conn.execute("SELECT txn_id, setl_id, record FROM ledger_settlements WHERE kind = 'settle' ORDER BY txn_id"):
-        record = json.loads(body)
+        record = json.loads(record_json(body))
         if record["result"]["outputs"]["hifp_pay"] > 0:
             return txn_id, setl_id, record
     raise AssertionError("the generated ledger has no settlement with a pooled-fund payment")

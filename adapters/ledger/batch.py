@@ -23,7 +23,6 @@ from typing import Any
 
 import msgspec
 
-from settlement.chain import canonical_record_bytes
 from settlement.errors import ErrorCode, SettlementError
 from settlement.ledger_posting import (
     STORED_ACCUMULATOR_KEYS,
@@ -38,6 +37,7 @@ from settlement.ledger_posting import (
     request_digest,
     reverse_result,
 )
+from settlement.stored_record import decode_stored_record, stored_record_bytes
 from settlement.store import (
     AccumulatorDelta,
     AdjustmentRequest,
@@ -64,13 +64,13 @@ __all__ = [
     "decode_record",
 ]
 
-_record_decoder = msgspec.json.Decoder(SettlementRecord)
 _entry_decoder = msgspec.json.Decoder(JournalEntry)
 _encoder = msgspec.json.Encoder()
 
 
 def decode_record(body: bytes) -> SettlementRecord:
-    return _record_decoder.decode(body)
+    """Decode a stored settlement record, LZ4-framed or the plain JSON of older ledgers."""
+    return decode_stored_record(body)
 
 
 def decode_entry(body: bytes) -> JournalEntry:
@@ -431,7 +431,7 @@ class _Run:
         self._set(self._batch_index, batch_key, index)
         self._set(self.records, record.setl_id, (record, False))
         self.out.transactions.append((txn_id, "settle", request.fixmedins_code, request.msgid, None, op.digest, None))
-        self.out.settlements.append((record, canonical_record_bytes(record)))
+        self.out.settlements.append((record, stored_record_bytes(record)))
         return record
 
     def _cancel(self, index: int, op: Operation) -> Any:
@@ -463,7 +463,7 @@ class _Run:
             self._set(self.batches, batch_key, (count, None))
         self._set(self.records, original.setl_id, (original, True))
         self.out.transactions.append((txn_id, "cancel", request.fixmedins_code, request.msgid, original.txn_id, op.digest, None))
-        self.out.settlements.append((record, canonical_record_bytes(record)))
+        self.out.settlements.append((record, stored_record_bytes(record)))
         return record
 
     def _deposit(self, index: int, op: Operation) -> Any:

@@ -19,15 +19,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-import msgspec
 
 from adapters.ledger.verify_chain import CHAIN_SQL, HEAD_SQL, ChainCheck
 from settlement.ledger_posting import STORED_ACCUMULATOR_KEYS, stored_deltas
 from settlement.store import SettlementRecord, VerifyReport
+from settlement.stored_record import decode_stored_record
 
 __all__ = ["ReadSession", "verify_ledger"]
-
-_record_decoder = msgspec.json.Decoder(SettlementRecord)
 
 
 class ReadSession(Protocol):
@@ -169,7 +167,7 @@ class _Replay:
     def finish(self) -> None:
         """Check the collected transaction against the running totals, then apply it."""
         if self.txn_id is not None and self.record is not None:
-            self._check_record(_record_decoder.decode(self.record))
+            self._check_record(decode_stored_record(self.record))
         for account, debit, credit in self.lines:
             if account.startswith("personal:"):
                 psn_no = account.split(":", 1)[1]

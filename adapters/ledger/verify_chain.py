@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from settlement.chain import GENESIS, link_hash
-from settlement.store import SettlementRecord
+from settlement.stored_record import StoredRecordError, decode_stored_record
 
 __all__ = ["CHAIN_SQL", "HEAD_SQL", "ChainCheck"]
 
@@ -55,7 +55,6 @@ CHAIN_SQL = (
 )
 HEAD_SQL = "SELECT last_seq, last_hash FROM ledger_chain_head WHERE chain = 'ledger'"
 
-_decoder = msgspec.json.Decoder(SettlementRecord)
 
 
 def _short(digest: str | None) -> str:
@@ -123,8 +122,8 @@ class ChainCheck:
 
     def _check_columns(self, body: bytes, columns: list[Any], name_en: str, name_zh: str) -> None:
         try:
-            record = _decoder.decode(body)
-        except msgspec.MsgspecError as error:
+            record = decode_stored_record(body)
+        except (msgspec.MsgspecError, StoredRecordError) as error:
             self._add(f"{name_en}: the record cannot be decoded ({error})", f"{name_zh}：记录无法解码（{error}）")
             return
         for (column, field), stored in zip(_PROJECTED, columns, strict=True):

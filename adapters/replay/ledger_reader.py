@@ -21,7 +21,7 @@ from adapters.ledger import parse_dsn
 from adapters.ledger.batch import decode_record
 from settlement.errors import SettlementError
 from settlement.policy.loader import RuleSet
-from settlement.replay.record import OUTPUT_FIELDS, PostingRow, ReplayRecord, Resolution, from_settlement_record
+from settlement.replay.record import OUTPUT_FIELDS, PostingRow, ReplayRecord, Resolution, body_raw, from_settlement_record
 from settlement.replay.resolve import infer_resolution
 from settlement.store import SettlementRecord
 from settlement.types import SchemeParams
@@ -130,7 +130,7 @@ class _Builder:
         return msgspec.structs.replace(
             replay, seq=int(txn_id), outputs=tuple(outputs), postings=tuple(postings.get(int(txn_id), ())),
             context_only=context_only, chain_seq=int(chain_seq or 0), prev_hash=prev_hash or "",
-            record_hash=record_hash or "", ledger_body=msgspec.Raw(bytes(body)) if self.with_bodies and chain_seq else msgspec.Raw(),
+            record_hash=record_hash or "", ledger_body=body_raw(bytes(body)) if self.with_bodies and chain_seq else msgspec.Raw(),
         )
 
 

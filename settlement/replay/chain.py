@@ -18,7 +18,7 @@ import numpy as np
 
 from settlement.chain import GENESIS, link_hash
 from settlement.replay.columns import BIT_CONTEXT_ONLY, HASH_WIDTH, RecordColumns
-from settlement.replay.record import ReplayRecord
+from settlement.replay.record import ReplayRecord, stored_body
 
 __all__ = ["ChainBreak", "ChainLink", "LinkColumns", "chain_links", "check_link_columns", "check_links", "column_links"]
 
@@ -57,7 +57,7 @@ def chain_links(records: Iterable[ReplayRecord]) -> list[ChainLink]:
     """Hash each record's stored bytes for ``check_links``; records without a chain place are skipped."""
     return [
         ChainLink(record.chain_seq, record.setl_id, record.prev_hash, record.record_hash,
-                  link_hash(bytes(record.ledger_body), record.prev_hash) if len(record.ledger_body) else "")
+                  link_hash(stored_body(record.ledger_body), record.prev_hash) if len(record.ledger_body) else "")
         for record in records
         if record.chain_seq
     ]

@@ -30,7 +30,7 @@ import msgspec
 import numpy as np
 
 from settlement import _core
-from settlement.replay.record import OUTPUT_FIELDS, FundRow, Lines, PostingRow, ReplayRecord, Resolution
+from settlement.replay.record import OUTPUT_FIELDS, FundRow, Lines, PostingRow, ReplayRecord, Resolution, body_raw, stored_body
 from settlement.types import ACCUMULATOR_KEYS, SchemeParams
 
 __all__ = ["INDEXED_TABLES", "ColumnBuilder", "RecordColumns", "StringTable", "TABLE_OF_FIELD", "TABLES"]
@@ -259,7 +259,7 @@ class RecordColumns:
             chain_seq=int(a["chain_seq"][row]),
             prev_hash=a["prev_hash"][row].decode("ascii"),
             record_hash=a["record_hash"][row].decode("ascii"),
-            ledger_body=msgspec.Raw(a["body"][body_first:body_last].tobytes()),
+            ledger_body=body_raw(a["body"][body_first:body_last].tobytes()),
             **strings,  # type: ignore[arg-type]
         )
 
@@ -320,7 +320,7 @@ class ColumnBuilder:
 
         self._add_lines(records)
         self._add_rows(records)
-        bodies = [bytes(record.ledger_body) for record in records]
+        bodies = [stored_body(record.ledger_body) for record in records]
         self._put("body", np.frombuffer(b"".join(bodies), dtype=np.uint8).copy())
         self._put("body_offsets", self._offsets("body", [len(body) for body in bodies]))
         self.count += n

@@ -13,6 +13,7 @@ the file and one object per line would dominate the time to read it. Amounts are
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable
 from typing import Literal
 
@@ -29,8 +30,10 @@ __all__ = [
     "PostingRow",
     "ReplayRecord",
     "Resolution",
+    "body_raw",
     "from_settlement_record",
     "lines_of",
+    "stored_body",
 ]
 
 # The national amounts followed by pool_prop_selfpay, as in SettlementOutputs.
@@ -110,7 +113,9 @@ class ReplayRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     only so that a cancel inside the selection can be replayed; it is not itself checked.
     ``chain_seq``, ``prev_hash`` and ``record_hash`` are the record's link in the ledger's
     hash chain (0 and empty when absent), and ``ledger_body`` the record's stored bytes,
-    which the chain hashes (empty when exported without them).
+    which the chain hashes (empty when exported without them). ``ledger_body`` is JSON, so
+    stored bytes that are not JSON (an LZ4 frame) travel as a base64 string: build it with
+    ``body_raw`` and read it with ``stored_body``.
     """
 
     seq: int
@@ -153,6 +158,25 @@ class ReplayRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     def setl_date(self) -> str:
         """The settlement date, ``yyyy-MM-dd``."""
         return self.setl_time[:10]
+
+
+def body_raw(stored: bytes) -> msgspec.Raw:
+    """Wrap a record's stored bytes for ``ReplayRecord.ledger_body``.
+
+    Plain JSON (older ledgers) is embedded as it is, which is also how exports written
+    before the LZ4 frame carry it. Other bytes become a JSON string of their base64.
+    """
+    if not stored or stored[:1] == b"{":
+        return msgspec.Raw(stored)
+    return msgspec.Raw(b'"' + base64.b64encode(stored) + b'"')
+
+
+def stored_body(raw: msgspec.Raw) -> bytes:
+    """Return the stored bytes that ``body_raw`` wrapped; the chain hashes these."""
+    embedded = bytes(raw)
+    if embedded[:1] == b'"':
+        return base64.b64decode(embedded[1:-1], validate=True)
+    return embedded
 
 
 def from_settlement_record(record: SettlementRecord, resolution: Resolution | None) -> ReplayRecord:
