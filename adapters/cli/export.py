@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from adapters.replay.columnar import ColumnarWriter
 from adapters.replay.jsonl import RecordWriter
-from adapters.replay.ledger_reader import LedgerFilter, read_ledger_records
+from adapters.replay.ledger_reader import LedgerFilter, iter_ledger_records
 from settlement.errors import SettlementError
 from settlement.paths import bundled_rules_dir
 from settlement.policy.loader import load_rules
@@ -45,33 +45,61 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=lambda args: run_export(args, sys.stdout, sys.stderr))
 
 
+class _WriteFailed(Exception):
+    """An OSError raised while writing the output, told apart from one raised while reading."""
+
+
+async def _export(args: Any, selection: LedgerFilter, rules: Any, writer: Any) -> int:
+    """Stream the selected records into ``writer``; return how many kept their stored scheme parameters."""
+    unresolved = 0
+    async for chunk in iter_ledger_records(args.ledger, selection, rules, with_bodies=not args.no_bodies):
+        try:
+            writer.write(chunk)
+        except OSError as error:
+            raise _WriteFailed(error) from error
+        unresolved += sum(1 for record in chunk if record.resolution is None)
+    return unresolved
+
+
 def run_export(args: Any, stdout: TextIO, stderr: TextIO) -> int:
     """Export the selected records; return 0, or 2 when the ledger or rules cannot be read or the output written."""
     selection = LedgerFilter(date_from=args.date_from, date_to=args.date_to, institution=args.institution, region=args.region)
     try:
         rules = load_rules(args.rules or bundled_rules_dir())
-        records = asyncio.run(read_ledger_records(args.ledger, selection, rules, with_bodies=not args.no_bodies))
     except (SettlementError, OSError) as error:
         print(error.message(args.lang) if isinstance(error, SettlementError) else f"{type(error).__name__}: {error}", file=stderr)
         return 2
 
-    # Context originals (of cancels inside the selection) arrive last; regroup by person.
-    records.sort(key=lambda record: (record.psn_no, record.seq))
     if selection.whole:
         layout = "whole"
     else:
         layout = "window" if not (selection.institution or selection.region) else "gaps"
     writer_type = ColumnarWriter if args.format == "columnar" else RecordWriter
     try:
-        with writer_type(args.output, grouped=True, chain=layout) as writer:
-            writer.write(records)
+        writer = writer_type(args.output, grouped=True, chain=layout)
     except OSError as error:
-        if args.lang == "en":
-            print(f"cannot write {args.output}: {type(error).__name__}: {error}", file=stderr)
-        else:
-            print(f"无法写入 {args.output}：{type(error).__name__}: {error}", file=stderr)
+        return _cannot_write(args, error, stderr)
+
+    # Records stream from the ledger into the writer a chunk at a time, so memory stays
+    # bounded whatever the ledger's size. Any failure leaves no output behind.
+    try:
+        unresolved = asyncio.run(_export(args, selection, rules, writer))
+    except _WriteFailed as failure:
+        writer.discard()
+        return _cannot_write(args, failure.__cause__, stderr)
+    except (SettlementError, OSError) as error:
+        writer.discard()
+        print(error.message(args.lang) if isinstance(error, SettlementError) else f"{type(error).__name__}: {error}", file=stderr)
         return 2
-    unresolved = sum(1 for record in records if record.resolution is None)
+    except BaseException:
+        writer.discard()
+        raise
+    try:
+        writer.close()
+    except OSError as error:
+        writer.discard()
+        return _cannot_write(args, error, stderr)
+
     if args.lang == "en":
         print(f"{writer.count} records written to {args.output}", file=stdout)
         if unresolved:
@@ -81,3 +109,11 @@ def run_export(args: Any, stdout: TextIO, stderr: TextIO) -> int:
         if unresolved:
             print(f"{unresolved} 条记录未能还原规则选择，保留其结算参数", file=stdout)
     return 0
+
+
+def _cannot_write(args: Any, error: BaseException | None, stderr: TextIO) -> int:
+    if args.lang == "en":
+        print(f"cannot write {args.output}: {type(error).__name__}: {error}", file=stderr)
+    else:
+        print(f"无法写入 {args.output}：{type(error).__name__}: {error}", file=stderr)
+    return 2

@@ -59,10 +59,17 @@ _HEADER_WIDTH = 160
 
 
 class RecordWriter:
-    """Write a replay record file: the header, then records in the order given."""
+    """Write a replay record file: the header, then records in the order given.
+
+    The records go to ``PATH.partial`` first, which becomes ``PATH`` when the writer is
+    closed. Leaving the ``with`` block on an exception removes it, so a failed export never
+    leaves a file that looks whole.
+    """
 
     def __init__(self, path: str | Path, *, grouped: bool, chain: str = "whole") -> None:
-        self._file = open(path, "wb")  # noqa: SIM115 - closed by close() or the context manager
+        self.path = Path(path)
+        self._partial = self.path.with_name(self.path.name + ".partial")
+        self._file = open(self._partial, "wb")  # noqa: SIM115 - closed by close() or the context manager
         self._grouped = "psn_no" if grouped else ""
         self._chain = chain
         self.count = 0
@@ -86,12 +93,21 @@ class RecordWriter:
             self._file.seek(0)
             self._write_header()
             self._file.close()
+            self._partial.replace(self.path)
+
+    def discard(self) -> None:
+        """Close and remove the unfinished file."""
+        self._file.close()
+        self._partial.unlink(missing_ok=True)
 
     def __enter__(self) -> RecordWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
 
 
 def read_header(path: str | Path) -> tuple[FileHeader | None, int]:

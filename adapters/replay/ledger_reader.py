@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -26,7 +26,11 @@ from settlement.replay.resolve import infer_resolution
 from settlement.store import SettlementRecord
 from settlement.types import SchemeParams
 
-__all__ = ["LedgerFilter", "read_ledger_records"]
+__all__ = ["CHUNK", "LedgerFilter", "iter_ledger_records", "read_ledger_records"]
+
+# Records read and built at a time: large enough to keep round trips few, small enough
+# that a chunk of 20-line records with their bodies stays within tens of megabytes.
+CHUNK = 4096
 
 # Summary columns of ledger_settlements that override the record body.
 _COLUMN_FIELDS = ("medfee_sumamt", "fund_pay_sumamt", "acct_pay", "psn_cash_pay")
@@ -47,54 +51,65 @@ class LedgerFilter(msgspec.Struct, frozen=True, kw_only=True):
         return not (self.date_from or self.date_to or self.institution or self.region)
 
 
-def _where(selection: LedgerFilter, placeholder) -> tuple[str, list[Any]]:
+def _where(selection: LedgerFilter, placeholder, alias: str) -> tuple[str, list[Any]]:
+    """Return the selection as one condition on the table ``alias`` ("" for none) and its arguments."""
     clauses, args = [], []
     if selection.date_from:
         args.append(selection.date_from)
-        clauses.append(f"s.setl_time >= {placeholder(len(args))}")
+        clauses.append(f"{alias}.setl_time >= {placeholder(len(args))}")
     if selection.date_to:
         args.append(selection.date_to + " 99")
-        clauses.append(f"s.setl_time < {placeholder(len(args))}")
+        clauses.append(f"{alias}.setl_time < {placeholder(len(args))}")
     if selection.institution:
         args.append(selection.institution)
-        clauses.append(f"s.fixmedins_code = {placeholder(len(args))}")
+        clauses.append(f"{alias}.fixmedins_code = {placeholder(len(args))}")
     if selection.region:
         args.append(selection.region)
-        clauses.append(f"s.insuplc_admdvs = {placeholder(len(args))}")
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+        clauses.append(f"{alias}.insuplc_admdvs = {placeholder(len(args))}")
+    return " AND ".join(clauses), args
 
 
-def _queries(selection: LedgerFilter, placeholder, has_chain: bool) -> tuple[str, str, list[Any]]:
-    where, args = _where(selection, placeholder)
+def _order_query(selection: LedgerFilter, placeholder, numbered: bool) -> tuple[str, list[Any]]:
+    """Return the query of the selected records' ids in export order, with a context flag, and its arguments.
+
+    Only ids are sorted here, so the database never sorts the record bodies. A cancel
+    inside the selection brings its original along as context (flag 1) when the original
+    is outside it, and the original takes its place among its person's records.
+    """
+    selected, args = _where(selection, placeholder, "s")
+    if not selected:
+        return "SELECT s.txn_id, 0 FROM ledger_settlements s ORDER BY s.psn_no, s.txn_id", []
+    cancels, _ = _where(selection, placeholder, "c")
+    # With $n placeholders the three copies of the condition share one set of arguments.
+    copies = 1 if numbered else 3
+    return (
+        f"SELECT s.txn_id, CASE WHEN {selected} THEN 0 ELSE 1 END FROM ledger_settlements s"
+        f" WHERE ({selected}) OR s.setl_id IN (SELECT c.original_setl_id FROM ledger_settlements c"
+        f" WHERE c.kind = 'cancel' AND {cancels}) ORDER BY s.psn_no, s.txn_id"
+    ), args * copies
+
+
+def _records_query(count: int, placeholder, has_chain: bool) -> str:
     chain = ", s.chain_seq, s.prev_hash, s.record_hash" if has_chain else ", 0, '', ''"
-    records = (
-        "SELECT s.txn_id, s.medfee_sumamt, s.fund_pay_sumamt, s.acct_pay, s.psn_cash_pay, s.record" + chain +
-        f" FROM ledger_settlements s{where} ORDER BY s.psn_no, s.txn_id"
-    )
-    postings = (
-        "SELECT p.txn_id, a.account_key, p.debit, p.credit FROM journal_postings p"
-        " JOIN ledger_accounts a ON a.account_id = p.account_id"
-        f" JOIN ledger_settlements s ON s.txn_id = p.txn_id{where} ORDER BY p.txn_id, p.seq"
-    )
-    return records, postings, args
-
-
-def _originals_query(count: int, placeholder, has_chain: bool) -> str:
-    chain = ", s.chain_seq, s.prev_hash, s.record_hash" if has_chain else ", 0, '', ''"
-    marks = ", ".join(placeholder(n + 1) for n in range(count))
     return (
         "SELECT s.txn_id, s.medfee_sumamt, s.fund_pay_sumamt, s.acct_pay, s.psn_cash_pay, s.record" + chain +
-        f" FROM ledger_settlements s WHERE s.setl_id IN ({marks})"
+        f" FROM ledger_settlements s WHERE s.txn_id {_among(count, placeholder)}"
     )
 
 
-def _original_postings_query(count: int, placeholder) -> str:
-    marks = ", ".join(placeholder(n + 1) for n in range(count))
+def _postings_query(count: int, placeholder) -> str:
     return (
         "SELECT p.txn_id, a.account_key, p.debit, p.credit FROM journal_postings p"
         " JOIN ledger_accounts a ON a.account_id = p.account_id"
-        f" JOIN ledger_settlements s ON s.txn_id = p.txn_id WHERE s.setl_id IN ({marks}) ORDER BY p.txn_id, p.seq"
+        f" WHERE p.txn_id {_among(count, placeholder)} ORDER BY p.txn_id, p.seq"
     )
+
+
+def _among(count: int, placeholder) -> str:
+    """Return a test that a column is one of ``count`` ids: a list on SQLite, one array argument on PostgreSQL."""
+    if placeholder(1) == "$1":
+        return "= ANY($1::bigint[])"
+    return "IN (" + ", ".join("?" for _ in range(count)) + ")"
 
 
 class _Builder:
@@ -141,59 +156,82 @@ def _group_postings(rows: Sequence[Sequence[Any]]) -> dict[int, list[PostingRow]
     return grouped
 
 
-def _missing_originals(records: Sequence[ReplayRecord]) -> list[str]:
-    present = {record.setl_id for record in records}
-    return sorted({r.original_setl_id for r in records if r.kind == "cancel" and r.original_setl_id and r.original_setl_id not in present})
+def _chunks(order: Sequence[Sequence[Any]]) -> Iterator[list[tuple[int, bool]]]:
+    for first in range(0, len(order), CHUNK):
+        yield [(int(txn_id), bool(context)) for txn_id, context in order[first:first + CHUNK]]
 
 
-def _read_sqlite(path: str, selection: LedgerFilter, rules: RuleSet, with_bodies: bool) -> list[ReplayRecord]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+def _chunk_records(builder: _Builder, chunk: list[tuple[int, bool]], rows: Iterable[Sequence[Any]],
+                   postings: Sequence[Sequence[Any]]) -> list[ReplayRecord]:
+    by_id = {int(row[0]): row for row in rows}
+    grouped = _group_postings(postings)
+    return [builder.build(tuple(by_id[txn_id]), grouped, context_only=context) for txn_id, context in chunk]
+
+
+def _sqlite_chunks(path: str, selection: LedgerFilter, rules: RuleSet, with_bodies: bool) -> Iterator[list[ReplayRecord]]:
+    # Each chunk is read on a worker thread, one at a time, so the connection moves between threads.
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     try:
+        # One read transaction, so that every chunk reads the state the order query read.
+        conn.execute("BEGIN")
         columns = {row[1] for row in conn.execute("PRAGMA table_info(ledger_settlements)")}
         has_chain = "chain_seq" in columns
-        records_sql, postings_sql, args = _queries(selection, lambda n: "?", has_chain)
-        postings = _group_postings(conn.execute(postings_sql, args).fetchall())
+        order_sql, args = _order_query(selection, lambda n: "?", numbered=False)
+        order = conn.execute(order_sql, args).fetchall()
         builder = _Builder(rules, with_bodies)
-        records = [builder.build(row, postings) for row in conn.execute(records_sql, args)]
-        missing = _missing_originals(records)
-        if missing:
-            extra_postings = _group_postings(conn.execute(_original_postings_query(len(missing), lambda n: "?"), missing).fetchall())
-            rows = conn.execute(_originals_query(len(missing), lambda n: "?", has_chain), missing).fetchall()
-            records += [builder.build(row, extra_postings, context_only=True) for row in rows]
-        return records
+        for chunk in _chunks(order):
+            ids = [txn_id for txn_id, _ in chunk]
+            rows = conn.execute(_records_query(len(ids), lambda n: "?", has_chain), ids).fetchall()
+            postings = conn.execute(_postings_query(len(ids), lambda n: "?"), ids).fetchall()
+            yield _chunk_records(builder, chunk, rows, postings)
     finally:
         conn.close()
 
 
-async def _read_postgres(dsn: str, selection: LedgerFilter, rules: RuleSet, with_bodies: bool) -> list[ReplayRecord]:
+async def _postgres_chunks(dsn: str, selection: LedgerFilter, rules: RuleSet, with_bodies: bool) -> AsyncIterator[list[ReplayRecord]]:
     import asyncpg
 
     conn = await asyncpg.connect(dsn)
     try:
-        has_chain = bool(await conn.fetchval(
-            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'ledger_settlements' "
-            "AND column_name = 'chain_seq' AND table_schema = current_schema()"
-        ))
-        records_sql, postings_sql, args = _queries(selection, lambda n: f"${n}", has_chain)
-        postings = _group_postings(await conn.fetch(postings_sql, *args))
-        builder = _Builder(rules, with_bodies)
-        records = [builder.build(tuple(row), postings) for row in await conn.fetch(records_sql, *args)]
-        missing = _missing_originals(records)
-        if missing:
-            extra_postings = _group_postings(await conn.fetch(_original_postings_query(len(missing), lambda n: f"${n}"), *missing))
-            rows = await conn.fetch(_originals_query(len(missing), lambda n: f"${n}", has_chain), *missing)
-            records += [builder.build(tuple(row), extra_postings, context_only=True) for row in rows]
-        return records
+        # One repeatable-read snapshot, so that every chunk reads the state the order query read.
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            has_chain = bool(await conn.fetchval(
+                "SELECT count(*) FROM information_schema.columns WHERE table_name = 'ledger_settlements' "
+                "AND column_name = 'chain_seq' AND table_schema = current_schema()"
+            ))
+            order_sql, args = _order_query(selection, lambda n: f"${n}", numbered=True)
+            order = await conn.fetch(order_sql, *args)
+            builder = _Builder(rules, with_bodies)
+            for chunk in _chunks(order):
+                ids = [txn_id for txn_id, _ in chunk]
+                rows = await conn.fetch(_records_query(len(ids), lambda n: f"${n}", has_chain), ids)
+                postings = await conn.fetch(_postings_query(len(ids), lambda n: f"${n}"), ids)
+                yield _chunk_records(builder, chunk, rows, postings)
     finally:
         await conn.close()
 
 
-async def read_ledger_records(dsn: str, selection: LedgerFilter, rules: RuleSet, *, with_bodies: bool = True) -> list[ReplayRecord]:
-    """Return the selected records, each person's together in ledger order, plus context originals.
+async def iter_ledger_records(dsn: str, selection: LedgerFilter, rules: RuleSet, *,
+                              with_bodies: bool = True) -> AsyncIterator[list[ReplayRecord]]:
+    """Yield the selected records in chunks: each person's together in ledger order, context originals in place.
 
-    ``with_bodies`` keeps each record's stored bytes so that its hash can be checked.
+    Only the ids of the selection are held at once, so a ledger of any size streams
+    through. ``with_bodies`` keeps each record's stored bytes so that its hash can be
+    checked.
     """
     dialect, target = parse_dsn(dsn)
     if dialect == "pg":
-        return await _read_postgres(target, selection, rules, with_bodies)
-    return await asyncio.to_thread(_read_sqlite, target, selection, rules, with_bodies)
+        async for chunk in _postgres_chunks(target, selection, rules, with_bodies):
+            yield chunk
+        return
+    chunks = _sqlite_chunks(target, selection, rules, with_bodies)
+    try:
+        while chunk := await asyncio.to_thread(next, chunks, None):
+            yield chunk
+    finally:
+        chunks.close()
+
+
+async def read_ledger_records(dsn: str, selection: LedgerFilter, rules: RuleSet, *, with_bodies: bool = True) -> list[ReplayRecord]:
+    """Return the selected records, each person's together in ledger order, context originals in place."""
+    return [record async for chunk in iter_ledger_records(dsn, selection, rules, with_bodies=with_bodies) for record in chunk]

@@ -33,7 +33,7 @@ from settlement import _core
 from settlement.replay.record import OUTPUT_FIELDS, FundRow, Lines, PostingRow, ReplayRecord, Resolution, body_raw, stored_body
 from settlement.types import ACCUMULATOR_KEYS, SchemeParams
 
-__all__ = ["INDEXED_TABLES", "ColumnBuilder", "RecordColumns", "StringTable", "TABLE_OF_FIELD", "TABLES"]
+__all__ = ["INDEXED_TABLES", "OFFSET_COLUMNS", "ColumnBuilder", "RecordColumns", "StringTable", "TABLE_OF_FIELD", "TABLES"]
 
 # String fields of a record and the table each is encoded into.
 TABLE_OF_FIELD = {
@@ -272,6 +272,9 @@ class ColumnBuilder:
         self._pieces: dict[str, list[np.ndarray]] = {}
         self.count = 0
         self._sizes = {"line": 0, "fund": 0, "posting": 0, "body": 0}
+        # What finish needs after drain has handed the pieces on: the ids behind original_row.
+        self._original_ids: dict[str, list[np.ndarray]] = {"setl_id": [], "original_setl_id": []}
+        self._drained = False
 
     def _id(self, table: str, value: str | None) -> int:
         if value is None:
@@ -368,8 +371,37 @@ class ColumnBuilder:
         self._put("posting_credit", np.array([row.credit for row in flat_postings], dtype=np.int64))
         self._put("posting_offsets", self._offsets("posting", [len(rows) for rows in postings]))
 
+    def drain(self) -> dict[str, list[np.ndarray]]:
+        """Hand over the pieces built so far, so a writer can put them on disk; then finish with ``finish_drained``."""
+        self._drained = True
+        pieces, self._pieces = self._pieces, {}
+        for name, ids in self._original_ids.items():
+            ids.extend(pieces.get(name, ()))
+        return pieces
+
+    def finish_drained(self) -> tuple[np.ndarray, dict[str, StringTable]]:
+        """Return ``original_row`` and the string tables of every record added, after ``drain``."""
+        if self._pieces:
+            raise RuntimeError("drain the pieces added since the last drain first")
+        ids = {name: np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64) for name, pieces in self._original_ids.items()}
+        return self._original_rows(ids["setl_id"], ids["original_setl_id"]), self._tables()
+
+    def _original_rows(self, setl_ids: np.ndarray, originals: np.ndarray) -> np.ndarray:
+        # A setl_id that occurs twice names its last record, as the JSON Lines replay's lookup does.
+        row_of_id = np.full(len(self._ids["setl_id"]), -1, dtype=np.int64)
+        row_of_id[setl_ids] = np.arange(len(setl_ids), dtype=np.int64)
+        return np.where(originals >= 0, row_of_id[np.maximum(originals, 0)], -1)
+
+    def _tables(self) -> dict[str, StringTable]:
+        tables = {name: StringTable.from_strings(ids) for name, ids in self._ids.items()}
+        for name in INDEXED_TABLES:
+            tables[name] = tables[name].with_index()
+        return tables
+
     def finish(self) -> RecordColumns:
         """Return the columns of every record added, with ``original_row`` resolved."""
+        if self._drained:
+            raise RuntimeError("the pieces were drained; use finish_drained")
         arrays: dict[str, np.ndarray] = {}
         for name, pieces in self._pieces.items():
             arrays[name] = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
@@ -377,16 +409,11 @@ class ColumnBuilder:
             name = f"{kind}_offsets"
             arrays[name] = np.concatenate([np.zeros(1, dtype=np.int64), arrays.get(name, np.zeros(0, dtype=np.int64))])
         _ensure_shapes(arrays)
-        setl_ids = arrays["setl_id"]
-        # A setl_id that occurs twice names its last record, as the JSON Lines replay's lookup does.
-        row_of_id = np.full(len(self._ids["setl_id"]), -1, dtype=np.int64)
-        row_of_id[setl_ids] = np.arange(len(setl_ids), dtype=np.int64)
-        originals = arrays["original_setl_id"]
-        arrays["original_row"] = np.where(originals >= 0, row_of_id[np.maximum(originals, 0)], -1)
-        tables = {name: StringTable.from_strings(ids) for name, ids in self._ids.items()}
-        for name in INDEXED_TABLES:
-            tables[name] = tables[name].with_index()
-        return RecordColumns(arrays, tables)
+        arrays["original_row"] = self._original_rows(arrays["setl_id"], arrays["original_setl_id"])
+        return RecordColumns(arrays, self._tables())
+
+
+OFFSET_COLUMNS = ("line_offsets", "fund_offsets", "posting_offsets", "body_offsets")
 
 
 def _ensure_shapes(arrays: dict[str, np.ndarray]) -> None:
