@@ -86,11 +86,21 @@ class ReplayOutcome(msgspec.Struct, kw_only=True):
     runner: str = "local"
 
 
+def balanced_pieces(units: int, workers: int) -> int:
+    """Round a number of units up to a multiple of ``workers``, so that every worker gets as many.
+
+    With 17 equal units on 2 workers, one worker runs 9 while the other idles for the last
+    one: about 6% of the run lost. 18 slightly smaller units finish together.
+    """
+    workers = max(1, workers)
+    return max(1, math.ceil(max(1, units) / workers)) * workers
+
+
 def units_from_file(path: str, workers: int) -> tuple[list[WorkUnit], int | None, str]:
     """Return the units of a grouped record file, its record count (None if unknown) and chain layout."""
     header, _ = read_header(path)
     size = os.path.getsize(path)
-    pieces = max(workers, math.ceil(size / _UNIT_BYTES))
+    pieces = balanced_pieces(math.ceil(size / _UNIT_BYTES), workers)
     ranges = file_chunks(path, pieces)
     count = header.count if header is not None and header.count else None
     layout = header.chain if header is not None and header.chain else "whole"
@@ -101,7 +111,7 @@ def units_from_columns(path: str, workers: int) -> tuple[list[WorkUnit], int, st
     """Return the units of a columnar record folder (row ranges of whole persons), its record count and chain layout."""
     manifest = read_manifest(path)
     columns = read_columns(path)
-    pieces = max(workers, math.ceil(len(columns) / _UNIT_ROWS))
+    pieces = balanced_pieces(math.ceil(len(columns) / _UNIT_ROWS), workers)
     ranges = person_ranges(columns, pieces, grouped=manifest.grouped == "psn_no")
     units = [WorkUnit(columns=path, start=start, end=end, records=end - start) for start, end in ranges]
     return units, len(columns), manifest.chain or "whole"
