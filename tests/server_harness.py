@@ -126,6 +126,22 @@ class LedgerInspector:
         finally:
             conn.close()
 
+    def execute(self, sql: str, *args) -> None:
+        """Run one statement written with ``$1`` placeholders and commit it, as an operator would."""
+        if self.postgres:
+            self.query(sql, *args)
+            return
+
+        import re
+        import sqlite3
+
+        conn = sqlite3.connect(self.dsn[len("sqlite://"):], timeout=10)
+        try:
+            conn.execute(re.sub(r"\$(\d+)", r"?\1", sql), args)
+            conn.commit()
+        finally:
+            conn.close()
+
     def tables(self) -> set[str]:
         if self.postgres:
             rows = self.query("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")

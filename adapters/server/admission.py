@@ -42,7 +42,16 @@ _PG_ADMIT = (
     " FROM (SELECT 1) AS one LEFT JOIN srv_message m ON m.fixmedins_code = $1 AND m.msgid = $6"
 )
 _PG_ADMIT_PLAIN = _PG_ADMIT.format(lock="")
-_PG_ADMIT_LOCKING = _PG_ADMIT.format(lock=", (SELECT count(*) FROM (SELECT pg_advisory_xact_lock($7, hashtext($8))) AS taken) AS locked")
+# A settlement's own transaction also commits without waiting for its WAL flush. It writes
+# only the nonce and the output stored under the msgid, after the ledger committed the
+# settlement durably. If a database crash loses them, a retry of the msgid reaches the
+# ledger, which returns the same record without writing (its request digest leaves out
+# msgid and setl_time), and the output is built again. A replay of the lost nonce is such
+# a retry. Every other transaction commits durably.
+_PG_ADMIT_LOCKING = _PG_ADMIT.format(
+    lock=", (SELECT count(*) FROM (SELECT pg_advisory_xact_lock($7, hashtext($8))) AS taken) AS locked,"
+    " set_config('synchronous_commit', 'off', true) AS commit_mode"
+)
 
 # Read-only form for SQLite: a nonce is reused when it was stored inside the window.
 _CHECK = (

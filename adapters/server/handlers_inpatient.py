@@ -38,9 +38,8 @@ async def admit(call: Call) -> bytes:
         if adm.insutype != person.insutype:
             raise SettlementError(ErrorCode.NOT_ENROLLED, field="input.mdtrtinfo.insutype", value=adm.insutype)
 
-        mdtrt_id = services.new_id("Z", call.now)
-        await state.insert_visit(
-            conn, mdtrt_id=mdtrt_id, fixmedins_code=call.code, psn_no=person.psn_no, insutype=adm.insutype, med_type=adm.med_type,
+        mdtrt_id = await state.insert_new_visit(
+            conn, lambda: services.new_id("Z", call.now), fixmedins_code=call.code, psn_no=person.psn_no, insutype=adm.insutype, med_type=adm.med_type,
             begntime=adm.begntime, mdtrt_cert_type=adm.cert_type, ipt_otp_no=adm.ipt_no,
             dise_codg=adm.detail["dscg_maindiag_code"], detail=adm.detail, registered_by=call.msgid,
         )

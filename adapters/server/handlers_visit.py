@@ -143,9 +143,8 @@ async def register(call: Call) -> bytes:
         if reg.insutype != person.insutype:
             raise SettlementError(ErrorCode.NOT_ENROLLED, field="input.data.insutype", value=reg.insutype)
 
-        mdtrt_id = services.new_id("M", call.now)
-        await state.insert_visit(
-            conn, mdtrt_id=mdtrt_id, fixmedins_code=call.code, psn_no=person.psn_no, insutype=reg.insutype, med_type="11",
+        mdtrt_id = await state.insert_new_visit(
+            conn, lambda: services.new_id("M", call.now), fixmedins_code=call.code, psn_no=person.psn_no, insutype=reg.insutype, med_type="11",
             begntime=reg.begntime, mdtrt_cert_type=reg.cert_type, ipt_otp_no=reg.ipt_otp_no, dise_codg=None,
             detail={"atddr_no": reg.atddr_no, "dr_name": reg.dr_name, "dept_code": reg.dept_code, "dept_name": reg.dept_name, "caty": reg.caty},
             registered_by=call.msgid,
