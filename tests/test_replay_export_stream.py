@@ -8,7 +8,6 @@ import sqlite3
 import numpy as np
 import pytest
 
-from adapters.cli import export as export_cli
 from adapters.cli import main
 from adapters.replay import columnar, ledger_reader
 from adapters.replay.columnar import read_columns, read_manifest
@@ -153,7 +152,7 @@ def test_failed_export_leaves_the_earlier_output_and_no_partial_file(ledger, tmp
             raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(ledger_reader, "CHUNK", 30)
-    monkeypatch.setattr(export_cli, "iter_ledger_records", failing)
+    monkeypatch.setattr(ledger_reader, "iter_ledger_records", failing)
     status = main(["export", "--ledger", ledger, "--format", fmt, "-o", str(output)])
 
     assert status == 2

@@ -123,3 +123,40 @@ def test_date_window_checks_content_hashes_only(ledger, tmp_path):
     assert summary["counts"]["checked"] > 0
     assert summary["chain"]["checked"] == summary["counts"]["checked"]
     assert set(summary["totals"]["by_day"]) <= {f"2024-03-{day:02d}" for day in range(1, 32)}
+
+
+def test_ledger_replay_through_a_scheduler_address_matches_the_local_replay(ledger, tmp_path):
+    """Local workers replay a ledger from a temporary columnar folder; a scheduler elsewhere gets the records instead."""
+    from replay_support import copy_ledger
+
+    from adapters.replay.runner import local_cluster
+    from settlement.stored_record import record_json
+
+    dsn = copy_ledger(ledger[0], tmp_path / "copy")
+    conn = sqlite3.connect(sqlite_path(dsn))
+    try:
+        txn_id, body = next(row for row in conn.execute(
+            "SELECT txn_id, record FROM ledger_settlements WHERE kind = 'settle' AND fund_pay_sumamt > 0 ORDER BY txn_id"))
+        record = json.loads(record_json(body))
+        record["result"]["outputs"]["hifp_pay"] += 100
+        conn.execute("DROP TRIGGER ledger_settlements_no_update")
+        conn.execute("UPDATE ledger_settlements SET record = ? WHERE txn_id = ?", (json.dumps(record).encode(), txn_id))
+        conn.commit()
+    finally:
+        conn.close()
+
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    assert main(["replay", "--ledger", dsn, "--out", str(local), "--workers", "2", "--no-progress"]) == 1
+    cluster = local_cluster(2)
+    try:
+        assert main(["replay", "--ledger", dsn, "--out", str(remote), "--dask", cluster.scheduler_address, "--workers", "2",
+                     "--no-progress"]) == 1
+    finally:
+        cluster.close()
+
+    first, second = _summary(local), _summary(remote)
+    assert first.pop("run")["runner"] == "local"
+    assert second.pop("run")["runner"] == "dask"
+    assert first == second
+    assert first["counts"]["differing"] == 1
+    assert (local / "discrepancies.csv").read_bytes() == (remote / "discrepancies.csv").read_bytes()

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from adapters.replay.columnar import ColumnarWriter
 from adapters.replay.jsonl import RecordWriter
-from adapters.replay.ledger_reader import LedgerFilter, iter_ledger_records
+from adapters.replay.ledger_reader import LedgerFilter, stream_ledger_records
 from settlement.errors import SettlementError
 from settlement.paths import bundled_rules_dir
 from settlement.policy.loader import load_rules
@@ -46,19 +46,19 @@ def register(subparsers: Any) -> None:
 
 
 class _WriteFailed(Exception):
-    """An OSError raised while writing the output, told apart from one raised while reading."""
+    """An OSError raised while writing the output, as opposed to one raised while reading the ledger."""
 
 
 async def _export(args: Any, selection: LedgerFilter, rules: Any, writer: Any) -> int:
     """Stream the selected records into ``writer``; return how many kept their stored scheme parameters."""
-    unresolved = 0
-    async for chunk in iter_ledger_records(args.ledger, selection, rules, with_bodies=not args.no_bodies):
+
+    def write(chunk: list) -> None:
         try:
             writer.write(chunk)
         except OSError as error:
             raise _WriteFailed(error) from error
-        unresolved += sum(1 for record in chunk if record.resolution is None)
-    return unresolved
+
+    return await stream_ledger_records(args.ledger, selection, rules, write, with_bodies=not args.no_bodies)
 
 
 def run_export(args: Any, stdout: TextIO, stderr: TextIO) -> int:

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
 import msgspec
 
-from adapters.replay.ledger_reader import LedgerFilter, read_ledger_records
+from adapters.replay.columnar import ColumnarWriter
+from adapters.replay.ledger_reader import LedgerFilter, read_ledger_records, stream_ledger_records
 from adapters.replay.report import summary, write_csv, write_html, write_json
-from adapters.replay.runner import ReplayOptions, ReplayOutcome, run_replay, units_from_records
+from adapters.replay.runner import ReplayOptions, ReplayOutcome, run_replay, units_from_columns, units_from_records
 from adapters.replay.sources import plan_inputs
 from adapters.replay.whatif_files import post_adjustments, write_what_if
 from settlement.errors import SettlementError
@@ -79,6 +81,27 @@ def _layout(selection: LedgerFilter) -> str:
     return "window" if not (selection.institution or selection.region) else "gaps"
 
 
+def _replay_ledger(args: Any, options: ReplayOptions, rules: Any) -> ReplayOutcome:
+    """Replay the selection of a ledger.
+
+    For workers on this machine the records stream into a temporary columnar folder, which
+    they memory-map: memory stays bounded whatever the ledger's size, and the columnar
+    replay is the fast one. A Dask scheduler elsewhere cannot read that folder, so its
+    workers get the records themselves, read into memory first.
+    """
+    selection = _selection(args)
+    layout = _layout(selection)
+    if options.dask and options.dask != "local":
+        records = asyncio.run(read_ledger_records(args.ledger, selection, rules))
+        return run_replay(units_from_records(records, options.worker_count()), options, total=len(records), chain_layout=layout)
+    with tempfile.TemporaryDirectory(prefix="settlement-replay-") as temp:
+        folder = Path(temp) / "records"
+        with ColumnarWriter(folder, grouped=True, chain=layout) as writer:
+            asyncio.run(stream_ledger_records(args.ledger, selection, rules, writer.write))
+        units, total, layout = units_from_columns(str(folder), options.worker_count())
+        return run_replay(units, options, total=total, chain_layout=layout)
+
+
 def run(args: Any, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
     """Run the command; return its exit status."""
     lang = args.lang
@@ -103,13 +126,10 @@ def run(args: Any, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
     try:
         base_rules = load_rules(base_dir)
         if args.ledger:
-            selection = _selection(args)
-            records = asyncio.run(read_ledger_records(args.ledger, selection, base_rules))
-            units, total, layout = units_from_records(records, options.worker_count()), len(records), _layout(selection)
+            outcome = _replay_ledger(args, options, base_rules)
         else:
             plan = plan_inputs(list(args.inputs), base_rules, options.worker_count())
-            units, total, layout = plan.units, plan.total, plan.chain_layout
-        outcome = run_replay(units, options, total=total, chain_layout=layout)
+            outcome = run_replay(plan.units, options, total=plan.total, chain_layout=plan.chain_layout)
     except (SettlementError, OSError, msgspec.DecodeError, ValueError) as error:
         message = error.message(lang) if isinstance(error, SettlementError) else f"{type(error).__name__}: {error}"
         print(message, file=stderr)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -26,7 +26,7 @@ from settlement.replay.resolve import infer_resolution
 from settlement.store import SettlementRecord
 from settlement.types import SchemeParams
 
-__all__ = ["CHUNK", "LedgerFilter", "iter_ledger_records", "read_ledger_records"]
+__all__ = ["CHUNK", "LedgerFilter", "iter_ledger_records", "read_ledger_records", "stream_ledger_records"]
 
 # Records read and built at a time: large enough to keep round trips few, small enough
 # that a chunk of 20-line records with their bodies stays within tens of megabytes.
@@ -230,6 +230,16 @@ async def iter_ledger_records(dsn: str, selection: LedgerFilter, rules: RuleSet,
             yield chunk
     finally:
         chunks.close()
+
+
+async def stream_ledger_records(dsn: str, selection: LedgerFilter, rules: RuleSet, write: Callable[[list[ReplayRecord]], None], *,
+                                with_bodies: bool = True) -> int:
+    """Pass the selected records to ``write`` a chunk at a time; return how many kept their stored scheme parameters."""
+    unresolved = 0
+    async for chunk in iter_ledger_records(dsn, selection, rules, with_bodies=with_bodies):
+        write(chunk)
+        unresolved += sum(1 for record in chunk if record.resolution is None)
+    return unresolved
 
 
 async def read_ledger_records(dsn: str, selection: LedgerFilter, rules: RuleSet, *, with_bodies: bool = True) -> list[ReplayRecord]:

@@ -168,7 +168,10 @@ def _run_dask(units: Sequence[WorkUnit], options: ReplayOptions, work: Callable[
     else:
         client = Client(options.dask)
     try:
-        futures = client.map(work, list(units), pure=False)
+        # Units that carry their records are sent to the workers on their own first, not
+        # inside the task graph, which Dask keeps small.
+        carried = [client.scatter(unit) if unit.data else unit for unit in units]
+        futures = client.map(work, carried, pure=False)
         for future in dask_completed(futures):
             yield future.result()
     finally:
