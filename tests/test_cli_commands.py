@@ -14,4 +14,33 @@ def test_cli_offers_command(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([command, "--help"])
     assert exit_info.value.code == 0
-    assert "usage: settlement " + command in capsys.readouterr().out
+    assert "用法 (usage): settlement " + command in capsys.readouterr().out
+
+
+def test_missing_option_is_named_in_chinese_and_english(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["export", "--ledger", "sqlite:///x.sqlite3"])
+
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "settlement export: 错误：缺少必需的参数：-o/--output" in err
+    assert "settlement export: error: the following arguments are required: -o/--output" in err
+
+
+@pytest.mark.parametrize(
+    "argv, chinese",
+    [
+        (["replay", "--bogus"], "无法识别的参数：--bogus"),
+        (["export", "--ledger", "x", "-o", "y", "--format", "csv"], "参数 --format 的取值 'csv' 无效，可选：'jsonl', 'columnar'"),
+        (["frobnicate"], "参数 COMMAND 的取值 'frobnicate' 无效"),
+        (["export", "--ledger"], "参数 --ledger 需要一个值"),
+    ],
+)
+def test_usage_errors_read_in_chinese_first(argv, chinese, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(argv)
+
+    lines = capsys.readouterr().err.splitlines()
+    assert exit_info.value.code == 2
+    assert chinese in lines[-2]
+    assert ": error: " in lines[-1]

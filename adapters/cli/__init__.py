@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from adapters.cli.parser import SettlementParser
+
 # Modules of this package that each add one or more subcommands.
 SUBCOMMAND_MODULES = (
     "explain",
@@ -29,7 +31,7 @@ SUBCOMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = SettlementParser(
         prog="settlement",
         description="医保实时结算引擎 (real-time medical insurance settlement engine)",
     )
