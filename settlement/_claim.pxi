@@ -215,6 +215,13 @@ cdef inline int split_line(const int64_t* row, LineSplit* split) noexcept nogil:
         capped = amount
         if price_cap != NO_PRICE_CAP and price > price_cap:
             overflow |= sk_mul_div_round(price_cap, quantity, PRICE_QUANTITY_SCALE_C, &capped)
+            # An amount of record rounded from a tiny product (0.504 fen to 0) can lie below
+            # the rounded capped product (0.5035 fen to 1). The capped part is kept between 0
+            # and the amount, so neither it nor the over-cap part changes sign.
+            if capped > amount and capped > 0:
+                capped = amount if amount > 0 else 0
+            elif capped < amount and capped < 0:
+                capped = amount if amount < 0 else 0
             overflow |= sk_sub(amount, capped, &split.overlmt)
         # No test for a zero ratio: class A and B lines arrive in no order, so the branch
         # mispredicts often and costs more than the multiply it would save.

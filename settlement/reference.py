@@ -94,12 +94,17 @@ def line_amount(line: FeeLine) -> int:
 
 
 def capped_amount(line: FeeLine, amount: int) -> int:
-    """Return the part of the line within the price cap, which is the whole amount unless the price is above the cap."""
+    """Return the part of the line within the price cap, which is the whole amount unless the price is above the cap.
+
+    The capped part is kept between 0 and the amount: an amount of record can round below
+    the rounded capped product when both are fractions of a fen.
+    """
     if line.price_cap_micro is None or line.price_micro <= line.price_cap_micro:
         return amount
     cap = Fraction(line.price_cap_micro, MICRO_PER_YUAN)
     quantity = Fraction(line.quantity, QUANTITY_SCALE)
-    return round_to_fen(cap * quantity)
+    capped = round_to_fen(cap * quantity)
+    return min(max(capped, min(0, amount)), max(0, amount))
 
 
 def split_line(line: FeeLine) -> LineResult:

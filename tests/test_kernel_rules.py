@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from settlement import engine
+from settlement import engine, reference
 from settlement.errors import ErrorCode, SettlementError
 from settlement.types import (
     AccountParams,
@@ -869,3 +869,31 @@ def test_unknown_accumulator_rejected() -> None:
     with pytest.raises(SettlementError) as caught:
         settle(scheme(), in_scope(100), {"not_a_counter": 1})
     assert caught.value.code is ErrorCode.INVALID_FIELD
+
+
+# ---------------------------------------------------------------------------
+# An amount of record below the rounded capped product (found by a hypothesis property).
+
+
+@pytest.mark.parametrize(
+    "price, quantity, cap, amount, capped",
+    [
+        # 0.40 x 0.0126 = 0.504 fen, recorded as 0; capped 0.3996 x 0.0126 = 0.5035 rounds to 1.
+        ("0.40", "0.0126", "0.3996", 0, 0),
+        # The same line recorded as 1 fen: the capped product also gives 1, nothing is over the cap.
+        ("0.40", "0.0126", "0.3996", 1, 1),
+        # A refund of it: the capped part never goes past the refunded amount either.
+        ("0.40", "-0.0126", "0.3996", 0, 0),
+        ("0.40", "-0.0126", "0.3996", -1, -1),
+        # An ordinary over-cap line is unchanged: 12.00 x 2 capped at 10.00 x 2.
+        ("12.00", "2", "10.00", 2400, 2000),
+    ],
+)
+def test_capped_part_never_exceeds_the_amount_of_record(price, quantity, cap, amount, capped):
+    result = settle(scheme(account=NO_ACCOUNT), (line("A", price, quantity, cap=cap, amount=amount),))
+
+    split = result.lines[0]
+    assert split.amount == amount
+    assert split.overlmt_amt == amount - capped
+    assert split.inscp_scp_amt == capped
+    assert reference.split_line(line("A", price, quantity, cap=cap, amount=amount)).overlmt_amt == amount - capped
