@@ -16,7 +16,6 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from adapters.server.client import Client
@@ -97,14 +96,19 @@ def submit_form(driver, number, code):
 
     Returns once the result page has replaced the form, so the caller reads the new page.
     """
-    form_page = driver.find_element(By.TAG_NAME, "html")
+    # A mark on the form page's window: the next page has a fresh window without it. Waiting
+    # for the old <html> element to go stale instead failed in newer chromedriver releases,
+    # which report a node of an unloaded page as an "inspector error".
+    driver.execute_script("window.formPageMark = true;")
     field = driver.find_element(By.ID, "number")
     field.clear()
     field.send_keys(number, Keys.TAB)
     focused = driver.switch_to.active_element
     assert focused.get_attribute("id") == "code"
     focused.send_keys(code, Keys.ENTER)
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(form_page))
+    WebDriverWait(driver, 30).until(
+        lambda d: d.execute_script("return document.readyState === 'complete' && window.formPageMark === undefined;")
+    )
 
 
 def test_self_service_lookup(server, browser, tmp_path):

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from adapters.cli.parser import settlement_date
+from adapters.cli.selection import ledger_selection
 from adapters.replay.columnar import ColumnarWriter
 from adapters.replay.jsonl import RecordWriter
 from adapters.replay.ledger_reader import LedgerFilter, stream_ledger_records
@@ -29,8 +31,8 @@ __all__ = ["register", "run_export"]
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("export", help="导出结算记录供回放 (export settlement records for replay)")
     parser.add_argument("--ledger", required=True, metavar="DSN", help="postgresql://... 或 sqlite://PATH (ledger address)")
-    parser.add_argument("--from", dest="date_from", metavar="DATE", help="起始结算日期 yyyy-MM-dd (first settlement date)")
-    parser.add_argument("--to", dest="date_to", metavar="DATE", help="截止结算日期 yyyy-MM-dd，含当日 (last settlement date, inclusive)")
+    parser.add_argument("--from", dest="date_from", metavar="DATE", type=settlement_date, help="起始结算日期 yyyy-MM-dd (first settlement date)")
+    parser.add_argument("--to", dest="date_to", metavar="DATE", type=settlement_date, help="截止结算日期 yyyy-MM-dd，含当日 (last settlement date, inclusive)")
     parser.add_argument("--institution", help="定点机构编码 (institution code)")
     parser.add_argument("--region", help="参保统筹区 insuplc_admdvs (pooling region)")
     parser.add_argument("--rules", type=Path, metavar="DIR", help="结算时生效的规则目录，默认内置规则 (rules the ledger was settled under)")
@@ -63,8 +65,8 @@ async def _export(args: Any, selection: LedgerFilter, rules: Any, writer: Any) -
 
 def run_export(args: Any, stdout: TextIO, stderr: TextIO) -> int:
     """Export the selected records; return 0, or 2 when the ledger or rules cannot be read or the output written."""
-    selection = LedgerFilter(date_from=args.date_from, date_to=args.date_to, institution=args.institution, region=args.region)
     try:
+        selection = ledger_selection(args)
         rules = load_rules(args.rules or bundled_rules_dir())
     except (SettlementError, OSError) as error:
         print(error.message(args.lang) if isinstance(error, SettlementError) else f"{type(error).__name__}: {error}", file=stderr)
@@ -100,6 +102,11 @@ def run_export(args: Any, stdout: TextIO, stderr: TextIO) -> int:
         writer.discard()
         return _cannot_write(args, error, stderr)
 
+    if not writer.count:
+        if args.lang == "en":
+            print("no settlement in the selection; check --from/--to (yyyy-MM-dd), --institution and --region", file=stderr)
+        else:
+            print("所选范围内没有结算记录；请检查 --from/--to（yyyy-MM-dd）、--institution 与 --region", file=stderr)
     if args.lang == "en":
         print(f"{writer.count} records written to {args.output}", file=stdout)
         if unresolved:
@@ -112,8 +119,10 @@ def run_export(args: Any, stdout: TextIO, stderr: TextIO) -> int:
 
 
 def _cannot_write(args: Any, error: BaseException | None, stderr: TextIO) -> int:
+    # The writers' own refusals already name the remedy in both languages.
+    reason = str(error) if isinstance(error, FileExistsError) else f"{type(error).__name__}: {error}"
     if args.lang == "en":
-        print(f"cannot write {args.output}: {type(error).__name__}: {error}", file=stderr)
+        print(f"cannot write {args.output}: {reason}", file=stderr)
     else:
-        print(f"无法写入 {args.output}：{type(error).__name__}: {error}", file=stderr)
+        print(f"无法写入 {args.output}：{reason}", file=stderr)
     return 2

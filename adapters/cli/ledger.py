@@ -20,7 +20,7 @@ from typing import Any, TextIO
 import asyncpg
 
 from adapters.cli.serve import DEFAULT_LEDGER
-from adapters.ledger import open_store, parse_dsn
+from adapters.ledger import existing_ledger, open_store
 from settlement.errors import ErrorCode, SettlementError
 from settlement.money import format_amount, parse_amount
 from settlement.store import DepositRequest, JournalEntry, VerifyReport
@@ -76,15 +76,7 @@ def run_verify(dsn: str, max_differences: int, lang: str, stdout: TextIO, stderr
 async def _verify(dsn: str, max_differences: int, lang: str) -> VerifyReport:
     # Verifying must never create a ledger: a mistyped SQLite path would otherwise leave an
     # empty database behind and report a missing schema instead of a missing file.
-    dialect, target = parse_dsn(dsn)
-    if dialect == "sqlite" and not Path(target).is_file():
-        raise SettlementError(
-            ErrorCode.LEDGER_DSN_INVALID,
-            field="--ledger",
-            value=dsn,
-            detail=f"账本文件 {target} 不存在",
-            detail_en=f"ledger file {target} does not exist",
-        )
+    existing_ledger(dsn)
     store = await open_store(dsn)
     try:
         return await store.verify(max_differences=max_differences, lang=lang)

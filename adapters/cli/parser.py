@@ -8,11 +8,12 @@ Errors name the same option or value in both; the English line is argparse's own
 from __future__ import annotations
 
 import argparse
+import datetime
 import re
 import sys
 from typing import NoReturn
 
-__all__ = ["SettlementParser", "chinese_error"]
+__all__ = ["SettlementParser", "chinese_error", "settlement_date"]
 
 # argparse's error messages (Python 3.11 to 3.13) and their Chinese forms. A message that
 # matches none of them is shown in English only.
@@ -60,3 +61,21 @@ class SettlementParser(argparse.ArgumentParser):
         chinese = chinese_error(message)
         lines = ([f"{self.prog}: 错误：{chinese}"] if chinese else []) + [f"{self.prog}: error: {message}"]
         self.exit(2, "\n".join(lines) + "\n")
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def settlement_date(text: str) -> str:
+    """Accept a date written as yyyy-MM-dd, the form settlement times use; refuse anything else.
+
+    Selections compare dates as text against ``setl_time``, so ``20261205`` or
+    ``2026/12/05`` would otherwise select nothing and an audit of nothing would pass.
+    """
+    try:
+        if _DATE.fullmatch(text):
+            datetime.date.fromisoformat(text)
+            return text
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"应为 yyyy-MM-dd 格式的日期，如 2026-12-05 (must be a date as yyyy-MM-dd, such as 2026-12-05): {text!r}")

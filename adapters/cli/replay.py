@@ -22,6 +22,8 @@ from typing import Any, TextIO
 
 import msgspec
 
+from adapters.cli.parser import settlement_date
+from adapters.cli.selection import ledger_selection
 from adapters.replay.columnar import ColumnarWriter
 from adapters.replay.ledger_reader import LedgerFilter, read_ledger_records, stream_ledger_records
 from adapters.replay.report import summary, write_csv, write_html, write_json
@@ -41,8 +43,8 @@ def register(subparsers: Any) -> None:
                         help="导出的记录文件 (.jsonl 或 columnar 目录) 或结算向量 (.json)，或其所在目录 "
                              "(record files, columnar record folders, claim vectors, or folders of them)")
     parser.add_argument("--ledger", metavar="DSN", help="postgresql://... 或 sqlite://PATH (ledger address)")
-    parser.add_argument("--from", dest="date_from", metavar="DATE", help="起始结算日期 yyyy-MM-dd (first settlement date)")
-    parser.add_argument("--to", dest="date_to", metavar="DATE", help="截止结算日期 yyyy-MM-dd，含当日 (last settlement date, inclusive)")
+    parser.add_argument("--from", dest="date_from", metavar="DATE", type=settlement_date, help="起始结算日期 yyyy-MM-dd (first settlement date)")
+    parser.add_argument("--to", dest="date_to", metavar="DATE", type=settlement_date, help="截止结算日期 yyyy-MM-dd，含当日 (last settlement date, inclusive)")
     parser.add_argument("--institution", help="定点机构编码 (institution code)")
     parser.add_argument("--region", help="参保统筹区 insuplc_admdvs (pooling region)")
     parser.add_argument("--base-rules", type=Path, metavar="DIR", help="结算时生效的规则目录，默认内置规则 (rules in force, default the bundled rules)")
@@ -71,14 +73,20 @@ def _source_label(args: Any) -> str:
     return " ".join(str(path) for path in args.inputs)
 
 
-def _selection(args: Any) -> LedgerFilter:
-    return LedgerFilter(date_from=args.date_from, date_to=args.date_to, institution=args.institution, region=args.region)
-
-
 def _layout(selection: LedgerFilter) -> str:
     if selection.whole:
         return "whole"
     return "window" if not (selection.institution or selection.region) else "gaps"
+
+
+def _input_failure(error: Exception, lang: str) -> str:
+    """Word a failure to read the input: coded errors as they are, a missing or unreadable file by its name."""
+    if isinstance(error, SettlementError):
+        return error.message(lang)
+    if isinstance(error, OSError) and error.filename is not None:
+        reason = error.strerror or str(error)
+        return f"cannot read {error.filename}: {reason}" if lang == "en" else f"无法读取 {error.filename}：{reason}"
+    return f"{type(error).__name__}: {error}"
 
 
 def _replay_ledger(args: Any, options: ReplayOptions, rules: Any) -> ReplayOutcome:
@@ -89,7 +97,7 @@ def _replay_ledger(args: Any, options: ReplayOptions, rules: Any) -> ReplayOutco
     replay is the fast one. A Dask scheduler elsewhere cannot read that folder, so its
     workers get the records themselves, read into memory first.
     """
-    selection = _selection(args)
+    selection = ledger_selection(args)
     layout = _layout(selection)
     if options.dask and options.dask != "local":
         records = asyncio.run(read_ledger_records(args.ledger, selection, rules))
@@ -112,6 +120,10 @@ def run(args: Any, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
         _say(lang, "--post 需要同时指定 --rules 与 --ledger", "--post needs both --rules and --ledger", stderr)
         return 2
 
+    if args.out.exists() and not args.out.is_dir():
+        _say(lang, f"报告目录 {args.out} 已是一个文件，请用 --out 指定目录", f"the report folder {args.out} is a file; give a folder with --out", stderr)
+        return 2
+
     if args.rules and args.ledger and (args.institution or args.region):
         _say(lang, "模拟重算需要每人的全部记录，不能按机构或统筹区筛选", "a what-if replay needs every record of each person; "
              "do not select by institution or region", stderr)
@@ -131,8 +143,7 @@ def run(args: Any, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
             plan = plan_inputs(list(args.inputs), base_rules, options.worker_count())
             outcome = run_replay(plan.units, options, total=plan.total, chain_layout=plan.chain_layout)
     except (SettlementError, OSError, msgspec.DecodeError, ValueError) as error:
-        message = error.message(lang) if isinstance(error, SettlementError) else f"{type(error).__name__}: {error}"
-        print(message, file=stderr)
+        print(_input_failure(error, lang), file=stderr)
         return 2
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -161,6 +172,9 @@ def _finish_replay(args: Any, outcome: ReplayOutcome, stdout: TextIO) -> int:
             print(f"hash chain broken at settlement {item.setl_id} (seq {item.seq}, {item.reason})", file=stdout)
         else:
             print(f"哈希链在结算 {item.setl_id} 处断裂（序号 {item.seq}，{item.reason}）", file=stdout)
+    if data["empty"]:
+        _say(lang, "所选范围内没有结算记录，未核对任何结算；请检查 --from/--to（yyyy-MM-dd）、--institution 与 --region",
+             "no settlement in the selection, so nothing was checked; check --from/--to (yyyy-MM-dd), --institution and --region", stdout)
     _say(lang, f"报告已写入 {args.out}", f"report written to {args.out}", stdout)
     return 0 if data["ok"] else 1
 

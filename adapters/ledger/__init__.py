@@ -8,11 +8,12 @@ and ``sqlite://ledger.db`` is relative to the working directory.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from settlement.errors import ErrorCode, SettlementError
 
-__all__ = ["migrate_ledger", "open_store", "parse_dsn"]
+__all__ = ["existing_ledger", "migrate_ledger", "open_store", "parse_dsn"]
 
 
 def parse_dsn(dsn: str) -> tuple[str, str]:
@@ -27,6 +28,21 @@ def parse_dsn(dsn: str) -> tuple[str, str]:
     else:
         detail, detail_en = "应以 postgresql:// 或 sqlite:// 开头", "expected postgresql://... or sqlite://PATH"
     raise SettlementError(ErrorCode.LEDGER_DSN_INVALID, field="--ledger", value=_shown(dsn), detail=detail, detail_en=detail_en)
+
+
+def existing_ledger(dsn: str) -> tuple[str, str]:
+    """Parse ``dsn`` like ``parse_dsn`` and, for SQLite, refuse a file that does not exist.
+
+    Commands that only read a ledger use this, so that a mistyped path is named as such
+    instead of creating an empty database or failing inside the driver.
+    """
+    dialect, target = parse_dsn(dsn)
+    if dialect == "sqlite" and not Path(target).is_file():
+        raise SettlementError(
+            ErrorCode.LEDGER_DSN_INVALID, field="--ledger", value=dsn,
+            detail=f"账本文件 {target} 不存在", detail_en=f"ledger file {target} does not exist",
+        )
+    return dialect, target
 
 
 def _shown(dsn: str) -> str:

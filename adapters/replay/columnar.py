@@ -71,7 +71,8 @@ class ColumnarWriter:
     def __init__(self, path: str | Path, *, grouped: bool, chain: str = "whole") -> None:
         self.path = Path(path)
         if self.path.exists() and not (self.path.is_dir() and (is_columnar(self.path) or not any(self.path.iterdir()))):
-            raise FileExistsError(f"{self.path} exists and is not a columnar record folder; give a new or empty folder")
+            raise FileExistsError(f"{self.path} 已存在且不是按列导出的目录，请指定新的或空的目录 "
+                                  f"({self.path} exists and is not a columnar record folder; give a new or empty folder)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._staging = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent))
         self._grouped = "psn_no" if grouped else ""

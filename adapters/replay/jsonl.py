@@ -68,6 +68,10 @@ class RecordWriter:
 
     def __init__(self, path: str | Path, *, grouped: bool, chain: str = "whole") -> None:
         self.path = Path(path)
+        if self.path.exists() and not _is_record_file(self.path):
+            # Only an earlier export is replaced: a mistyped -o must not overwrite a ledger.
+            raise FileExistsError(f"{self.path} 已存在且不是导出的记录文件，请另选输出路径 "
+                                  f"({self.path} exists and is not a replay record file; give another output path)")
         self._partial = self.path.with_name(self.path.name + ".partial")
         self._file = open(self._partial, "wb")  # noqa: SIM115 - closed by close() or the context manager
         self._grouped = "psn_no" if grouped else ""
@@ -108,6 +112,18 @@ class RecordWriter:
             self.close()
         else:
             self.discard()
+
+
+def _is_record_file(path: Path) -> bool:
+    """Tell whether ``path`` is a file that starts with a replay record file's header."""
+    if not path.is_file():
+        return False
+    with open(path, "rb") as file:
+        first = file.readline(_HEADER_WIDTH + 1)
+    try:
+        return msgspec.json.decode(first, type=FileHeader).format == FORMAT
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return False
 
 
 def read_header(path: str | Path) -> tuple[FileHeader | None, int]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from adapters.ledger import parse_dsn
+from adapters.ledger import existing_ledger
 from adapters.ledger.batch import decode_record
 from settlement.errors import SettlementError
 from settlement.policy.loader import RuleSet
@@ -219,7 +219,7 @@ async def iter_ledger_records(dsn: str, selection: LedgerFilter, rules: RuleSet,
     through. ``with_bodies`` keeps each record's stored bytes so that its hash can be
     checked.
     """
-    dialect, target = parse_dsn(dsn)
+    dialect, target = existing_ledger(dsn)
     if dialect == "pg":
         async for chunk in _postgres_chunks(target, selection, rules, with_bodies):
             yield chunk

@@ -54,6 +54,12 @@ def _grouped_totals(result: PartitionResult) -> tuple[dict[str, int], dict[str, 
     return by_fund, by_institution, by_day
 
 
+def _conclusion(data: dict) -> str:
+    if data["empty"]:
+        return "result_empty"
+    return "result_ok" if data["ok"] else "result_bad"
+
+
 def summary(outcome: ReplayOutcome, source: str) -> dict:
     """Return the JSON summary: counts, chain, totals, discrepancy counts by day and fund, and the run."""
     result = outcome.replay or PartitionResult()
@@ -61,7 +67,9 @@ def summary(outcome: ReplayOutcome, source: str) -> dict:
     rows = result.discrepancies
     return {
         "source": source,
-        "ok": not rows and not outcome.breaks,
+        # An empty selection (a mistyped date or institution) proves nothing, so it is not ok.
+        "ok": result.checked > 0 and not rows and not outcome.breaks,
+        "empty": result.checked == 0,
         "counts": {
             "checked": result.checked, "matching": result.matching, "differing": result.differing,
             "settlements": result.settlements, "cancels": result.cancels, "discrepancies": len(rows),
@@ -148,7 +156,7 @@ def write_html(path: str | Path, outcome: ReplayOutcome, data: dict, *, lang: st
         f"<title>{html.escape(text('title', lang))}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{html.escape(text('title', lang))}</h1>",
         f"<p>{html.escape(text('generated', lang))}: {html.escape(data['source'])}</p>",
-        f"<p class=\"{'ok' if data['ok'] else 'bad'}\">{html.escape(text('result_ok' if data['ok'] else 'result_bad', lang))}</p>",
+        f"<p class=\"{'ok' if data['ok'] else 'bad'}\">{html.escape(text(_conclusion(data), lang))}</p>",
         f"<h2>{html.escape(text('counts', lang))}</h2>",
         _table([text("counts", lang), text("count", lang)], [
             [text(key, lang), str(counts[key if key != "discrepancy_rows" else "discrepancies"])]

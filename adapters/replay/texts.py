@@ -8,6 +8,8 @@ TEXTS: dict[str, dict[str, str]] = {
     "title": {"zh": "医保结算回放审计报告", "en": "Settlement replay audit report"},
     "generated": {"zh": "数据来源", "en": "Source"},
     "result_ok": {"zh": "结论：全部结算与规则重算一致，哈希链完整。", "en": "Result: every settlement matches the replay and the hash chain is intact."},
+    "result_empty": {"zh": "结论：所选范围内没有结算记录，未核对任何结算。请检查日期（yyyy-MM-dd）、机构和统筹区。",
+                     "en": "Result: the selection holds no settlement, so nothing was checked. Check the dates (yyyy-MM-dd), institution and region."},
     "result_bad": {"zh": "结论：发现差异或哈希链断裂，详见下文。", "en": "Result: discrepancies or a broken hash link were found; see below."},
     "counts": {"zh": "核对数量", "en": "Counts"},
     "checked": {"zh": "已核对结算", "en": "Settlements checked"},
