@@ -44,3 +44,11 @@ def test_usage_errors_read_in_chinese_first(argv, chinese, capsys):
     assert exit_info.value.code == 2
     assert chinese in lines[-2]
     assert ": error: " in lines[-1]
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8080", "localhost:8080/fsi/api/callService", "ftp://127.0.0.1:8080"])
+def test_demo_asks_for_an_http_address_instead_of_blaming_the_server(url, capsys):
+    from adapters.cli import main
+
+    assert main(["demo", "--url", url]) == 2
+    assert "应以 http:// 开头" in capsys.readouterr().out

@@ -45,7 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        # Ctrl+C: the server has already logged its orderly stop, and a long replay or
+        # export leaves no partial output, so a traceback would only alarm the user.
+        print("已中断 (interrupted)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ LABELS = {
         "stay_settle": "住院预结算 2303 / 住院结算 2304 · {psn_no}", "reversal": "冲正 2601（药店结算应答超时）· {psn_no}",
         "took_effect": "原交易已生效", "memo": "说明", "omsgid": "原报文编号",
         "done": "演示完成：{count} 笔交易全部成功", "unreachable": "无法连接服务 {url}：{error}",
+        "bad_url": "服务地址 {url} 应以 http:// 开头，如 http://127.0.0.1:8080",
         "institution": "机构", "sign_no": "签到编号", "psn_no": "人员编号", "psn_name": "姓名", "certno": "证件号码",
         "insutype": "险种", "balc": "账户余额", "mdtrt_id": "就诊编号", "setl_id": "结算编号", "feedetl_sn": "明细流水号",
         "det_item_fee_sumamt": "明细金额", "overlmt_amt": "超限价", "medfee_sumamt": "医疗费总额", "fulamt_ownpay_amt": "全自费",
@@ -61,6 +62,7 @@ LABELS = {
         "omsgid": "original msgid",
         "failed": "transaction {infno} failed: {message}", "done": "demo finished: all {count} transactions succeeded",
         "unreachable": "cannot reach the server at {url}: {error}",
+        "bad_url": "the server address {url} should start with http://, such as http://127.0.0.1:8080",
         "institution": "institution", "sign_no": "sign_no", "psn_no": "psn_no", "psn_name": "name", "certno": "certno",
         "insutype": "insutype", "balc": "balance", "mdtrt_id": "mdtrt_id", "setl_id": "setl_id", "feedetl_sn": "feedetl_sn",
         "det_item_fee_sumamt": "line total", "overlmt_amt": "over cap", "medfee_sumamt": "total", "fulamt_ownpay_amt": "full self-pay",
@@ -93,6 +95,11 @@ def run_demo(url: str, lang: str) -> int:
 
     console = Console()
     labels = LABELS[lang]
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        # Without a scheme, 127.0.0.1:8080 parses as a path and the server would be blamed.
+        console.print(f"[red]{labels['bad_url'].format(url=url)}[/red]")
+        return 2
     try:
         count = _play(url, lang, console)
     except DemoFailed as failure:
