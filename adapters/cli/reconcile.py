@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from adapters.cli.parser import settlement_date
 from adapters.ledger import open_store
 from adapters.replay.recon_files import SEPARATORS, read_details, write_details, write_totals
 from settlement.errors import SettlementError
@@ -31,8 +32,8 @@ def register(subparsers: Any) -> None:
     def common(sub: Any) -> None:
         sub.add_argument("--ledger", required=True, metavar="DSN", help="postgresql://... 或 sqlite://PATH (ledger address)")
         sub.add_argument("--institution", required=True, help="定点机构编码 (institution code)")
-        sub.add_argument("--from", dest="date_from", required=True, metavar="DATE", help="起始日期 yyyy-MM-dd (first day)")
-        sub.add_argument("--to", dest="date_to", metavar="DATE", help="截止日期 yyyy-MM-dd，默认同起始日期 (last day, default the first)")
+        sub.add_argument("--from", dest="date_from", required=True, metavar="DATE", type=settlement_date, help="起始日期 yyyy-MM-dd (first day)")
+        sub.add_argument("--to", dest="date_to", metavar="DATE", type=settlement_date, help="截止日期 yyyy-MM-dd，默认同起始日期 (last day, default the first)")
         sub.add_argument("--sep", choices=sorted(SEPARATORS), default="tab", help="字段分隔符，默认 tab (field separator)")
         sub.add_argument("--lang", choices=("zh", "en"), default="zh", help="输出语言 (language of messages)")
 
