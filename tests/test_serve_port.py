@@ -1,5 +1,6 @@
 """``settlement serve`` on a port that is already taken fails fast, in both languages, and writes nothing."""
 
+import signal
 import socket
 import subprocess
 import sys
@@ -23,3 +24,18 @@ def test_busy_port_rejected_before_ledger(tmp_path):
     assert f"无法监听 127.0.0.1:{port}" in done.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert not ledger.exists()
+
+
+def test_ctrl_c_stops_the_server_in_order_with_status_0(tmp_path):
+    from tests.server_harness import running_server
+    from tests.test_server_chain import PERSONS
+
+    started = []
+    with running_server(tmp_path, f"sqlite:///{tmp_path / 'ledger.sqlite3'}", PERSONS, started=started):
+        started[0].send_signal(signal.SIGINT)
+        stopped = started[0].wait(timeout=30)
+
+    log = (tmp_path / "server.log").read_text(encoding="utf-8")
+    assert stopped == 0
+    assert "server: stopped" in log
+    assert "Traceback" not in log

@@ -70,7 +70,12 @@ def run_single(config: ServerConfig, *, host: str, port: int, graceful_timeout: 
     import uvicorn
 
     app = build_app(config)
-    uvicorn.Server(_uvicorn_config(app, host=host, port=port, graceful_timeout=graceful_timeout)).run()
+    try:
+        uvicorn.Server(_uvicorn_config(app, host=host, port=port, graceful_timeout=graceful_timeout)).run()
+    except KeyboardInterrupt:
+        # uvicorn raises the SIGINT again once it has shut down in order, so that a caller
+        # may stop too. The stop is complete here, as with --workers, so it ends normally.
+        pass
 
 
 class WorkerApp:
