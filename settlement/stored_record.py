@@ -7,8 +7,8 @@ of 11 KB. The hash chain covers the stored bytes, so compressing them cuts the h
 replay must do by the same factor, and the database no longer compresses the row itself.
 
 Ledgers written before this format store the plain JSON. Both forms are read: the first
-byte of JSON is ``{`` and an LZ4 frame starts with its magic number, so the stored bytes
-say which they are. Their hashes stay as they were, because the chain hashes whatever
+byte of JSON is ``{`` and an LZ4 frame starts with its magic number, so the first bytes
+tell the two apart. Their hashes stay as they were, because the chain hashes whatever
 bytes were stored.
 """
 

@@ -19,7 +19,7 @@ def ledger(tmp_path_factory):
 
 @pytest.mark.parametrize("date", ["20240301", "2024/03/01", "2024-3-1", "2024-02-30"])
 @pytest.mark.parametrize("command", ["replay", "export"])
-def test_date_not_written_as_yyyy_mm_dd_is_refused(ledger, tmp_path, capsys, date, command):
+def test_non_iso_date_rejected(ledger, tmp_path, capsys, date, command):
     argv = [command, "--ledger", ledger, "--from", date] + (["--out", str(tmp_path / "r")] if command == "replay" else ["-o", str(tmp_path / "e.jsonl")])
 
     with pytest.raises(SystemExit) as exit_info:
@@ -31,14 +31,14 @@ def test_date_not_written_as_yyyy_mm_dd_is_refused(ledger, tmp_path, capsys, dat
     assert not (tmp_path / "e.jsonl").exists()
 
 
-def test_period_that_ends_before_it_starts_is_refused(ledger, tmp_path, capsys):
+def test_reversed_period_rejected(ledger, tmp_path, capsys):
     status = main(["replay", "--ledger", ledger, "--from", "2024-03-02", "--to", "2024-03-01", "--out", str(tmp_path / "r"), "--lang", "en"])
 
     assert status == 2
     assert "field --to: invalid value 2024-03-01: it is before --from 2024-03-02" in capsys.readouterr().err
 
 
-def test_selection_with_no_settlement_is_not_reported_as_all_clear(ledger, tmp_path, capsys):
+def test_empty_selection_not_ok(ledger, tmp_path, capsys):
     status = main(["replay", "--ledger", ledger, "--institution", "H00000000000", "--out", str(tmp_path / "r"), "--no-progress"])
 
     summary = json.loads((tmp_path / "r" / "summary.json").read_text(encoding="utf-8"))
@@ -50,7 +50,7 @@ def test_selection_with_no_settlement_is_not_reported_as_all_clear(ledger, tmp_p
 
 
 @pytest.mark.parametrize("command", ["replay", "export"])
-def test_mistyped_sqlite_ledger_path_is_named(tmp_path, capsys, command):
+def test_missing_sqlite_ledger_named(tmp_path, capsys, command):
     missing = f"sqlite://{tmp_path / 'ledgr.sqlite3'}"
     argv = [command, "--ledger", missing] + (["--out", str(tmp_path / "r")] if command == "replay" else ["-o", str(tmp_path / "e.jsonl")])
 
@@ -61,7 +61,7 @@ def test_mistyped_sqlite_ledger_path_is_named(tmp_path, capsys, command):
     assert not (tmp_path / "ledgr.sqlite3").exists()
 
 
-def test_export_never_overwrites_a_file_that_is_not_an_export(ledger, tmp_path, capsys):
+def test_export_keeps_foreign_file(ledger, tmp_path, capsys):
     copy = tmp_path / "copy.sqlite3"
     shutil.copy(sqlite_path(ledger), copy)
     before = copy.read_bytes()
@@ -76,7 +76,7 @@ def test_export_never_overwrites_a_file_that_is_not_an_export(ledger, tmp_path, 
     assert main(["export", "--ledger", ledger, "-o", str(tmp_path / "e.jsonl")]) == 0
 
 
-def test_missing_input_file_and_report_path_that_is_a_file_are_named(tmp_path, capsys):
+def test_missing_input_and_file_report(tmp_path, capsys):
     assert main(["replay", str(tmp_path / "nosuch.jsonl"), "--out", str(tmp_path / "r"), "--lang", "en"]) == 2
     assert f"cannot read {tmp_path / 'nosuch.jsonl'}: No such file or directory" in capsys.readouterr().err
 

@@ -17,7 +17,7 @@ def test_cli_offers_command(command, capsys):
     assert "用法 (usage): settlement " + command in capsys.readouterr().out
 
 
-def test_missing_option_is_named_in_chinese_and_english(capsys):
+def test_missing_option_bilingual(capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(["export", "--ledger", "sqlite:///x.sqlite3"])
 
@@ -36,7 +36,7 @@ def test_missing_option_is_named_in_chinese_and_english(capsys):
         (["export", "--ledger"], "参数 --ledger 需要一个值"),
     ],
 )
-def test_usage_errors_read_in_chinese_first(argv, chinese, capsys):
+def test_usage_errors_chinese_first(argv, chinese, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(argv)
 
@@ -47,7 +47,7 @@ def test_usage_errors_read_in_chinese_first(argv, chinese, capsys):
 
 
 @pytest.mark.parametrize("url", ["127.0.0.1:8080", "localhost:8080/fsi/api/callService", "ftp://127.0.0.1:8080"])
-def test_demo_asks_for_an_http_address_instead_of_blaming_the_server(url, capsys):
+def test_demo_rejects_url_without_scheme(url, capsys):
     from adapters.cli import main
 
     assert main(["demo", "--url", url]) == 2

@@ -889,7 +889,7 @@ def test_unknown_accumulator_rejected() -> None:
         ("12.00", "2", "10.00", 2400, 2000),
     ],
 )
-def test_capped_part_never_exceeds_the_amount_of_record(price, quantity, cap, amount, capped):
+def test_capped_part_within_amount(price, quantity, cap, amount, capped):
     result = settle(scheme(account=NO_ACCOUNT), (line("A", price, quantity, cap=cap, amount=amount),))
 
     split = result.lines[0]

@@ -33,7 +33,7 @@ def _replace(links: list[ChainLink], seq: int, **changes) -> list[ChainLink]:
             for link in links]
 
 
-def test_intact_chain_in_any_order_has_no_break():
+def test_intact_chain_no_break():
     assert check_links(_shuffled(_chain())) == []
 
 
@@ -50,13 +50,13 @@ def test_intact_chain_in_any_order_has_no_break():
         (lambda links: _replace(links, 1, prev_hash="f" * 64), "prev_hash", 1),
     ],
 )
-def test_each_break_is_named_at_its_first_place(edit, reason, seq):
+def test_break_named_at_first_place(edit, reason, seq):
     breaks = check_links(_shuffled(edit(_chain())))
 
     assert [(b.reason, b.seq, b.setl_id) for b in breaks] == [(reason, seq, f"S{seq:03d}")]
 
 
-def test_two_breaks_report_the_earlier_one_in_chain_order():
+def test_earlier_break_reported():
     links = _replace(_replace(_chain(), 7, recomputed="0" * 64), 3, prev_hash="1" * 64)
 
     breaks = check_links(_shuffled(links))
@@ -66,7 +66,7 @@ def test_two_breaks_report_the_earlier_one_in_chain_order():
     assert breaks[0].recomputed == links[1].record_hash
 
 
-def test_window_trusts_its_first_link_and_gaps_check_content_only():
+def test_window_and_gaps_checks():
     links = _chain()[3:]
 
     assert check_links(_shuffled(links), anchored=False) == []

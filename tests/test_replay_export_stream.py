@@ -10,8 +10,8 @@ import pytest
 
 from adapters.cli import main
 from adapters.replay import columnar, ledger_reader
-from adapters.replay.columnar import read_columns, read_manifest
-from adapters.replay.jsonl import read_records
+from adapters.replay.columnar import ColumnarWriter, read_columns, read_manifest
+from adapters.replay.jsonl import RecordWriter, read_header, read_records
 from adapters.replay.ledger_reader import LedgerFilter, read_ledger_records
 from replay_support import build_ledger, sqlite_path
 from settlement.errors import ErrorCode, SettlementError
@@ -60,7 +60,7 @@ def _expected_ids(dsn: str, selection: LedgerFilter) -> tuple[list[int], set[int
 
 
 @pytest.mark.parametrize("name", SELECTIONS)
-def test_records_read_in_small_chunks_equal_one_read_and_plain_sql(ledger, rules, name, monkeypatch):
+def test_chunked_read_matches_sql(ledger, rules, name, monkeypatch):
     selection = SELECTIONS[name]
     whole = asyncio.run(read_ledger_records(ledger, selection, rules))
     monkeypatch.setattr(ledger_reader, "CHUNK", 7)
@@ -75,7 +75,7 @@ def test_records_read_in_small_chunks_equal_one_read_and_plain_sql(ledger, rules
 
 
 @pytest.mark.postgres
-def test_postgres_records_read_in_small_chunks_equal_one_read(rules, monkeypatch):
+def test_postgres_chunked_read_matches(rules, monkeypatch):
     from adapters.ledger import open_store
     from bench.replay_workload import apply_history, generate_history, load_history_rules
     from ledger_support import pg_schema
@@ -111,7 +111,7 @@ def test_postgres_records_read_in_small_chunks_equal_one_read(rules, monkeypatch
             assert record.context_only == (not inside), (name, record.setl_id)
 
 
-def test_columnar_export_put_on_disk_in_pieces_equals_the_columns_built_in_memory(ledger, rules, tmp_path, monkeypatch):
+def test_staged_columns_match_memory(ledger, rules, tmp_path, monkeypatch):
     records = asyncio.run(read_ledger_records(ledger, LedgerFilter(), rules))
     builder = ColumnBuilder()
     builder.add(records)
@@ -135,35 +135,45 @@ def test_columnar_export_put_on_disk_in_pieces_equals_the_columns_built_in_memor
 
 @pytest.mark.parametrize("fmt", ["jsonl", "columnar"])
 @pytest.mark.parametrize("failure", ["read", "write"])
-def test_failed_export_leaves_the_earlier_output_and_no_partial_file(ledger, tmp_path, monkeypatch, fmt, failure):
+def test_failed_export_leaves_no_partial(ledger, tmp_path, capsys, monkeypatch, fmt, failure):
     output = tmp_path / ("out.jsonl" if fmt == "jsonl" else "out")
     assert main(["export", "--ledger", ledger, "--format", fmt, "-o", str(output)]) == 0
     before = sorted((p.name, p.stat().st_size) for p in (output.iterdir() if output.is_dir() else [output]))
-    real = ledger_reader.iter_ledger_records
-
-    async def failing(*args, **kwargs):
-        count = 0
-        async for chunk in real(*args, **kwargs):
-            yield chunk
-            count += 1
-            if count == 2 and failure == "read":
-                raise SettlementError(ErrorCode.NO_POLICY_IN_FORCE, value="bj-employee", detail="2024-03-01")
-        if failure == "write":
-            raise OSError(28, "No space left on device")
-
+    capsys.readouterr()
     monkeypatch.setattr(ledger_reader, "CHUNK", 30)
-    monkeypatch.setattr(ledger_reader, "iter_ledger_records", failing)
+
+    if failure == "read":
+        real_read = ledger_reader.iter_ledger_records
+
+        async def failing_read(*args, **kwargs):
+            count = 0
+            async for chunk in real_read(*args, **kwargs):
+                yield chunk
+                count += 1
+                if count == 2:
+                    raise SettlementError(ErrorCode.NO_POLICY_IN_FORCE, value="bj-employee", detail="2024-03-01")
+
+        monkeypatch.setattr(ledger_reader, "iter_ledger_records", failing_read)
+    else:
+        writer_type = RecordWriter if fmt == "jsonl" else ColumnarWriter
+        real_write = writer_type.write
+        calls = []
+
+        def full_disk(self, records):
+            calls.append(len(records))
+            if len(calls) == 2:
+                raise OSError(28, "No space left on device")
+            real_write(self, records)
+
+        monkeypatch.setattr(writer_type, "write", full_disk)
+
     status = main(["export", "--ledger", ledger, "--format", fmt, "-o", str(output)])
 
+    err = capsys.readouterr().err
     assert status == 2
+    assert ("[3004]" if failure == "read" else "无法写入") in err
     assert sorted((p.name, p.stat().st_size) for p in (output.iterdir() if output.is_dir() else [output])) == before
     assert [p.name for p in tmp_path.iterdir()] == [output.name]
     if fmt == "jsonl":
-        assert sum(1 for _ in read_records(output)) == read_manifest_count(output)
-
-
-def read_manifest_count(path) -> int:
-    from adapters.replay.jsonl import read_header
-
-    header, _ = read_header(path)
-    return header.count
+        header, _ = read_header(output)
+        assert sum(1 for _ in read_records(output)) == header.count

@@ -125,7 +125,7 @@ def test_date_window_checks_content_hashes_only(ledger, tmp_path):
     assert set(summary["totals"]["by_day"]) <= {f"2024-03-{day:02d}" for day in range(1, 32)}
 
 
-def test_ledger_replay_through_a_scheduler_address_matches_the_local_replay(ledger, tmp_path):
+def test_remote_scheduler_matches_local(ledger, tmp_path):
     """Local workers replay a ledger from a temporary columnar folder; a scheduler elsewhere gets the records instead."""
     from replay_support import copy_ledger
 

@@ -26,7 +26,7 @@ def test_busy_port_rejected_before_ledger(tmp_path):
     assert not ledger.exists()
 
 
-def test_ctrl_c_stops_the_server_in_order_with_status_0(tmp_path):
+def test_ctrl_c_stops_server_cleanly(tmp_path):
     from tests.server_harness import running_server
     from tests.test_server_chain import PERSONS
 

@@ -84,7 +84,7 @@ def test_settle_nonce_and_replay(served):
     assert len(messages) == 1
 
 
-def test_settlement_answer_lost_from_the_server_tables_is_rebuilt_from_the_ledger(served):
+def test_lost_output_rebuilt_from_ledger(served):
     """On PostgreSQL a settlement's nonce and stored output commit without waiting for the disk; losing them must be harmless."""
     dsn, port = served
     c = Client("127.0.0.1", port, fixmedins_code=HOSPITAL["fixmedins_code"], secret=HOSPITAL["secret"], admdvs="110000")

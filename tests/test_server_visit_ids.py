@@ -27,7 +27,7 @@ def _visit(conn, draw):
     )
 
 
-def test_taken_visit_id_is_drawn_again(migrated):
+def test_taken_visit_id_redrawn(migrated):
     # The first two draws give an id already in use; the third is free.
     draws = itertools.chain(["M2024052009000012345678"] * 2, ["M2024052009000087654321"])
 
@@ -49,7 +49,7 @@ def test_taken_visit_id_is_drawn_again(migrated):
     assert rows == [(first, "test"), (second, "test")]
 
 
-def test_visit_id_that_stays_taken_fails_after_a_bounded_number_of_draws(migrated):
+def test_visit_id_draws_bounded(migrated):
     async def run():
         db = await open_database(migrated)
         try:

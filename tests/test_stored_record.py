@@ -25,7 +25,7 @@ def record(tmp_path_factory):
     return asyncio.run(settle())
 
 
-def test_record_is_stored_as_its_canonical_json_in_an_lz4_frame(record):
+def test_stored_record_is_lz4_json(record):
     stored = stored_record_bytes(record)
 
     assert stored.startswith(LZ4_FRAME_MAGIC)
@@ -35,7 +35,7 @@ def test_record_is_stored_as_its_canonical_json_in_an_lz4_frame(record):
     assert decode_stored_record(stored) == record
 
 
-def test_plain_json_of_older_ledgers_is_read_as_it_is(record):
+def test_plain_json_still_read(record):
     plain = canonical_record_bytes(record)
 
     assert record_json(plain) == plain
@@ -50,19 +50,19 @@ def test_plain_json_of_older_ledgers_is_read_as_it_is(record):
         (LZ4_FRAME_MAGIC + b"\x00\x01\x02", "damaged LZ4 frame"),
     ],
 )
-def test_other_bytes_are_refused_with_the_reason(stored, reason):
+def test_other_bytes_rejected(stored, reason):
     with pytest.raises(StoredRecordError, match=reason):
         record_json(stored)
 
 
-def test_a_truncated_frame_is_refused(record):
+def test_truncated_frame_rejected(record):
     stored = stored_record_bytes(record)
 
     with pytest.raises(StoredRecordError, match="damaged LZ4 frame"):
         record_json(stored[: len(stored) // 2])
 
 
-def test_replay_record_carries_either_form_through_json(record):
+def test_replay_body_round_trips(record):
     framed = stored_record_bytes(record)
     plain = canonical_record_bytes(record)
     decoder = msgspec.json.Decoder(ReplayRecord)

@@ -119,7 +119,7 @@ def run_export(args: Any, stdout: TextIO, stderr: TextIO) -> int:
 
 
 def _cannot_write(args: Any, error: BaseException | None, stderr: TextIO) -> int:
-    # The writers' own refusals already name the remedy in both languages.
+    # The writers' own FileExistsError messages already name the remedy in both languages.
     reason = str(error) if isinstance(error, FileExistsError) else f"{type(error).__name__}: {error}"
     if args.lang == "en":
         print(f"cannot write {args.output}: {reason}", file=stderr)

@@ -15,7 +15,7 @@ from typing import NoReturn
 
 __all__ = ["SettlementParser", "chinese_error", "settlement_date"]
 
-# argparse's error messages (Python 3.11 to 3.13) and their Chinese forms. A message that
+# argparse's error messages (as worded in Python 3.11) and their Chinese forms. A message that
 # matches none of them is shown in English only.
 _ERRORS = (
     (re.compile(r"the following arguments are required: (?P<names>.+)"), "缺少必需的参数：{names}"),
@@ -67,7 +67,7 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def settlement_date(text: str) -> str:
-    """Accept a date written as yyyy-MM-dd, the form settlement times use; refuse anything else.
+    """Accept a date written as yyyy-MM-dd, the form settlement times use; reject anything else.
 
     Selections compare dates as text against ``setl_time``, so ``20261205`` or
     ``2026/12/05`` would otherwise select nothing and an audit of nothing would pass.

@@ -11,7 +11,7 @@ __all__ = ["ledger_selection"]
 
 
 def ledger_selection(args: Any) -> LedgerFilter:
-    """Return the selection given by ``--from``, ``--to``, ``--institution`` and ``--region``; refuse a period that ends before it starts."""
+    """Return the selection given by ``--from``, ``--to``, ``--institution`` and ``--region``; raise INVALID_FIELD for a period that ends before it starts."""
     if args.date_from and args.date_to and args.date_to < args.date_from:
         raise SettlementError(
             ErrorCode.INVALID_FIELD, field="--to", value=args.date_to,

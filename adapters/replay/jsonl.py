@@ -115,7 +115,7 @@ class RecordWriter:
 
 
 def _is_record_file(path: Path) -> bool:
-    """Tell whether ``path`` is a file that starts with a replay record file's header."""
+    """Return whether ``path`` is a file that starts with a replay record file's header."""
     if not path.is_file():
         return False
     with open(path, "rb") as file:

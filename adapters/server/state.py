@@ -252,10 +252,11 @@ _INSERT_VISIT = (
     " ipt_otp_no, dise_codg, detail, registered_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 )
 
-# Draws of a new visit id before giving up. An id carries the second and 8 random digits.
-# Two registrations in the same second therefore collide with a chance of one in 10^8,
-# which at 2,000 registrations a second is about 2% a second. A second draw almost never
-# collides again.
+_INSERT_NEW_VISIT = _INSERT_VISIT + " ON CONFLICT (mdtrt_id) DO NOTHING RETURNING mdtrt_id"
+
+# Draws of a new visit id before giving up. An id carries the second and 8 random digits,
+# so two registrations in the same second collide with a chance of one in 10^8. At 2,000
+# registrations a second that is about 2% of seconds (an estimate from the pair count).
 _ID_DRAWS = 5
 
 
@@ -279,12 +280,12 @@ async def insert_new_visit(
     for _ in range(_ID_DRAWS):
         mdtrt_id = draw()
         row = await conn.fetchrow(
-            _INSERT_VISIT + " ON CONFLICT (mdtrt_id) DO NOTHING RETURNING mdtrt_id",
+            _INSERT_NEW_VISIT,
             mdtrt_id, fixmedins_code, psn_no, insutype, med_type, begntime, mdtrt_cert_type, ipt_otp_no, dise_codg, body, registered_by,
         )
         if row is not None:
             return mdtrt_id
-    raise RuntimeError(f"no free visit id in {_ID_DRAWS} draws")
+    raise RuntimeError(f"no free visit id in {_ID_DRAWS} draws; retry the registration")
 
 
 async def visit_by_id(conn: Connection, mdtrt_id: str, fixmedins_code: str, *, for_update: bool = False, dialect: str = "sqlite") -> StoredVisit | None:

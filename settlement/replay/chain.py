@@ -110,13 +110,13 @@ def column_links(columns: RecordColumns, start: int, end: int) -> LinkColumns:
     body = memoryview(a["body"])
     prev_hash = a["prev_hash"][rows]
     record_hash = a["record_hash"][rows]
-    recomputed = [
-        link_hash(body[first:last].tobytes(), prev.decode("ascii")).encode("ascii") if last > first else b""
-        for first, last, prev in zip(bounds[rows].tolist(), bounds[rows + 1].tolist(), prev_hash.tolist(), strict=True)
-    ]
     # Only hashes that differ travel back to the parent: an intact chain then sends one
     # byte a link instead of 64, which a Dask worker pickles and the parent concatenates.
-    differing = [hashed if hashed != stored else b"" for hashed, stored in zip(recomputed, record_hash.tolist(), strict=True)]
+    differing = []
+    for first, last, prev, stored in zip(bounds[rows].tolist(), bounds[rows + 1].tolist(), prev_hash.tolist(),
+                                         record_hash.tolist(), strict=True):
+        hashed = link_hash(body[first:last].tobytes(), prev.decode("ascii")).encode("ascii") if last > first else b""
+        differing.append(b"" if hashed == stored else hashed)
     setl_ids = columns.tables["setl_id"]
     return LinkColumns(
         seq=a["chain_seq"][rows], setl_id=setl_ids.decode(a["setl_id"][rows].tolist()),
