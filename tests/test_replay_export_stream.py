@@ -53,8 +53,8 @@ def _expected_ids(dsn: str, selection: LedgerFilter) -> tuple[list[int], set[int
                 and (selection.institution is None or row[6] == selection.institution))
 
     inside = [row for row in rows if selected(row)]
-    wanted = {row[3] for row in inside if row[2] == "cancel"}
-    context = [row for row in rows if row[1] in wanted and not selected(row)]
+    cancelled_originals = {row[3] for row in inside if row[2] == "cancel"}
+    context = [row for row in rows if row[1] in cancelled_originals and not selected(row)]
     ordered = sorted(inside + context, key=lambda row: (row[4], row[0]))
     return [row[0] for row in ordered], {row[0] for row in context}
 
