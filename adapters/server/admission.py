@@ -16,7 +16,7 @@ from adapters.server.sqldb import VISIT_LOCK_CLASS, Connection
 from settlement import signing
 from settlement.errors import ErrorCode, SettlementError
 
-__all__ = ["Admission", "Rejection"]
+__all__ = ["Admission", "Rejection", "admit_many"]
 
 
 class Rejection(Exception):
@@ -51,6 +51,27 @@ _PG_ADMIT_PLAIN = _PG_ADMIT.format(lock="")
 _PG_ADMIT_LOCKING = _PG_ADMIT.format(
     lock=", (SELECT count(*) FROM (SELECT pg_advisory_xact_lock($7, hashtext($8))) AS taken) AS locked,"
     " set_config('synchronous_commit', 'off', true) AS commit_mode"
+)
+
+# The locking form for many settlements at once (PostgreSQL): one row per request, in the
+# order of the arrays. Nonces must be distinct within the call (an upsert cannot touch one
+# row twice). The visit locks are taken from a subquery sorted by lock key. Every other
+# holder of a visit lock takes one lock only, so two holders cannot wait for each other in
+# a cycle.
+_PG_ADMIT_MANY = (
+    "WITH k AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[])"
+    " WITH ORDINALITY AS k(code, nonce, seen_at, sign_no, msgid, n)),"
+    " stored_nonce AS ("
+    " INSERT INTO srv_nonce (fixmedins_code, nonce, seen_at) SELECT code, nonce, seen_at FROM k"
+    " ON CONFLICT (fixmedins_code, nonce) DO UPDATE SET seen_at = excluded.seen_at WHERE srv_nonce.seen_at < excluded.seen_at - $6"
+    " RETURNING fixmedins_code, nonce),"
+    " locked AS (SELECT count(*) AS taken FROM (SELECT pg_advisory_xact_lock($7, key) FROM"
+    " (SELECT DISTINCT hashtext(visit) AS key FROM unnest($8::text[]) AS visit ORDER BY 1) AS keys) AS taken)"
+    " SELECT k.n, EXISTS (SELECT 1 FROM stored_nonce s WHERE s.fixmedins_code = k.code AND s.nonce = k.nonce) AS nonce_new,"
+    " EXISTS (SELECT 1 FROM srv_sign_in WHERE sign_no = k.sign_no AND fixmedins_code = k.code AND sign_out_time IS NULL) AS signed_in,"
+    " m.infno, m.digest, m.output, (SELECT taken FROM locked) AS locked,"
+    " set_config('synchronous_commit', 'off', true) AS commit_mode"
+    " FROM k LEFT JOIN srv_message m ON m.fixmedins_code = k.code AND m.msgid = k.msgid ORDER BY k.n"
 )
 
 # Read-only form for SQLite: a nonce is reused when it was stored inside the window.
@@ -98,7 +119,7 @@ class Admission:
         else:
             row = await conn.fetchrow(_PG_ADMIT_LOCKING, *args, VISIT_LOCK_CLASS, lock_visit)
         if not row["nonce_new"]:
-            raise self._nonce_reused()
+            raise self.nonce_reused()
         return self._finish(row)
 
     async def check(self, conn: Connection) -> state.StoredMessage | None:
@@ -111,13 +132,13 @@ class Admission:
             _CHECK, self.fixmedins_code, self.nonce, self.signed_at - self.keep_seconds, self.sign_no or "", self.msgid
         )
         if row["nonce_seen"]:
-            raise self._nonce_reused()
+            raise self.nonce_reused()
         return self._finish(row)
 
     async def keep_nonce(self, conn: Connection) -> None:
         """Store the nonce after ``check``; raise the nonce-reuse rejection if a concurrent twin stored it first."""
         if not await state.remember_nonce(conn, self.fixmedins_code, self.nonce, self.signed_at, self.keep_seconds):
-            raise self._nonce_reused()
+            raise self.nonce_reused()
 
     def _finish(self, row) -> state.StoredMessage | None:
         if self.sign_no is not None and not row["signed_in"]:
@@ -130,5 +151,32 @@ class Admission:
             return None
         return state.StoredMessage(row["infno"], row["digest"], row["output"])
 
-    def _nonce_reused(self) -> Rejection:
+    def nonce_reused(self) -> Rejection:
         return Rejection(401, SettlementError(ErrorCode.NONCE_REUSED, field=signing.HEADER_NONCE, value=self.nonce))
+
+
+async def admit_many(
+    conn: Connection, admissions: list[Admission], visits: list[str]
+) -> list[state.StoredMessage | None | BaseException]:
+    """Admit several settlements in one statement and lock their visits until the transaction ends (PostgreSQL).
+
+    Returns, per admission, what ``Admission.admit`` would return or the exception it would
+    raise. The nonces must be distinct; the caller rejects a second use within its group.
+    """
+    first = admissions[0]
+    await state.prune_nonces_if_due(conn, first.signed_at, first.keep_seconds)
+    rows = await conn.fetch(
+        _PG_ADMIT_MANY,
+        [a.fixmedins_code for a in admissions], [a.nonce for a in admissions], [a.signed_at for a in admissions],
+        [a.sign_no or "" for a in admissions], [a.msgid for a in admissions], first.keep_seconds, VISIT_LOCK_CLASS, visits,
+    )
+    outcomes: list[state.StoredMessage | None | BaseException] = []
+    for admission, row in zip(admissions, rows, strict=True):
+        if not row["nonce_new"]:
+            outcomes.append(admission.nonce_reused())
+            continue
+        try:
+            outcomes.append(admission._finish(row))
+        except SettlementError as error:
+            outcomes.append(error)
+    return outcomes

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
-from adapters.server import settle_reads, state
+from adapters.server import settle_batch, settle_reads, state
 from adapters.server.admission import Admission
 from adapters.server.claims import Claim, resolve_claim
 from adapters.server.handlers_visit import Call, is_stay, resolve_person
@@ -52,10 +52,18 @@ async def named_person_with_credential(conn, psn_no: str, cert_type: str, cert_n
 
 async def _batch_claim(call: Call, req: requests.SettleRequest, conn) -> tuple[Claim, list[state.StoredLine]]:
     """Read the visit, person and stored lines of a 2206/2207 batch on ``conn`` and check the claimed total."""
-    visit, stored, settling_person = await settle_reads.visit_batch_and_person(
+    read = await settle_reads.visit_batch_and_person(
         conn, mdtrt_id=req.mdtrt_id, fixmedins_code=call.code, chrg_bchno=req.chrg_bchno, psn_no=req.psn_no,
         cert_type=req.cert_type, cert_no=req.cert_no, on_date=call.now.date(),
     )
+    return await _claim_from_read(call, req, conn, read)
+
+
+async def _claim_from_read(
+    call: Call, req: requests.SettleRequest, conn, read: settle_reads.ClaimRead
+) -> tuple[Claim, list[state.StoredLine]]:
+    """Check a batch's claim read and build its claim; the general person path reads more on ``conn``."""
+    visit, stored, settling_person = read
     if visit is None:
         raise SettlementError(ErrorCode.UNKNOWN_VISIT, field="input.data.mdtrt_id", value=req.mdtrt_id)
     if visit.cancelled:
@@ -193,8 +201,29 @@ async def settle_request(
     returned for the caller to replay.
     """
     if call.services.db.dialect == "postgres":
+        if admission is not None and reader is _batch_claim:
+            return await _batcher(call.services).settle(call, req, admission)
         return await _settle_holding_visit_lock(call, req, admission, reader)
     return await _settle_with_guard(call, req, admission, reader)
+
+
+def _batcher(services) -> settle_batch.SettleBatcher:
+    """The process's batcher of admitting 2207s on PostgreSQL, made on first use."""
+    if services.settle_batcher is None:
+        services.settle_batcher = settle_batch.SettleBatcher(services.db, _batched_claim, _batched_finish)
+    return services.settle_batcher
+
+
+async def _batched_claim(call: Call, req: requests.SettleRequest, conn, read: settle_reads.ClaimRead) -> Claim:
+    claim, _ = await _claim_from_read(call, req, conn, read)
+    return claim
+
+
+async def _batched_finish(call: Call, req: requests.SettleRequest, claim: Claim) -> bytes:
+    record = await _ledger_settle(
+        call, claim, mdtrt_id=req.mdtrt_id, chrg_bchno=req.chrg_bchno, insutype=req.insutype, acct_used=req.acct_used, splits=req.splits,
+    )
+    return _settle_answer(claim, record, req.cert_type)
 
 
 async def _settle_holding_visit_lock(

@@ -59,6 +59,8 @@ class Services:
     # 10-digit serial, so that workers sharing a port do not issue the same inf_refmsgid.
     serial_slot: int = 0
     _serial: Any = field(default_factory=lambda: itertools.count(1))
+    # The PostgreSQL batcher of admitting 2207s (``settle_batch.SettleBatcher``), made on first use.
+    settle_batcher: Any = None
 
     def next_serial(self) -> int:
         return self.serial_slot * 10**8 + next(self._serial) % 10**8

@@ -79,8 +79,9 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 class PostgresDatabase:
     """A pool of asyncpg connections; ``schema`` (when given) is put first on the search path.
 
-    A settlement keeps one pooled connection (holding its visit lock) while the ledger
-    commits, so the pool size bounds the settlements in flight in this process.
+    A 2304 settlement keeps one pooled connection (holding its visit lock) while the ledger
+    commits, so the pool size bounds those in flight in this process. A group of 2207s
+    shares one connection (``settle_batch``).
     """
 
     dialect = "postgres"

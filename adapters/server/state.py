@@ -18,6 +18,7 @@ from settlement.persons import Card, Institution, Person
 __all__ = [
     "PERSON_WITH_CARDS_SELECT",
     "VISIT_WITH_BATCH_FROM",
+    "VISIT_WITH_BATCH_FROM_TEMPLATE",
     "VISIT_WITH_BATCH_SELECT",
     "VISIT_WITH_BATCH_WIDTH",
     "StoredLine",
@@ -38,6 +39,7 @@ __all__ = [
     "person_by_psn_no",
     "prune_nonces_if_due",
     "record_message",
+    "record_messages",
     "remember_nonce",
     "sign_in",
     "sign_in_is_live",
@@ -230,6 +232,22 @@ async def record_message(conn: Connection, fixmedins_code: str, msgid: str, infn
     )
 
 
+async def record_messages(conn: Connection, rows: list[tuple[str, str, str, str, str, str]]) -> set[tuple[str, str]]:
+    """Record many answers in one statement (PostgreSQL); return the (institution, msgid) keys stored.
+
+    Each row is (fixmedins_code, msgid, infno, digest, output, answered_at). A key that is
+    already stored, or that comes twice in ``rows``, is stored once and not replaced; the
+    insert waits for a concurrent twin's transaction before it decides.
+    """
+    stored = await conn.fetch(
+        "INSERT INTO srv_message (fixmedins_code, msgid, infno, digest, output, answered_at)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])"
+        " ON CONFLICT (fixmedins_code, msgid) DO NOTHING RETURNING fixmedins_code, msgid",
+        *(list(column) for column in zip(*rows)),
+    )
+    return {(row[0], row[1]) for row in stored}
+
+
 class StoredVisit:
     __slots__ = ("mdtrt_id", "fixmedins_code", "psn_no", "insutype", "med_type", "begntime", "mdtrt_cert_type",
                  "ipt_otp_no", "dise_codg", "cancelled")
@@ -357,10 +375,13 @@ _VISIT_WIDTH = len(_VISIT_NAMES)
 VISIT_WITH_BATCH_SELECT = (
     ", ".join(f"v.{name}" for name in _VISIT_NAMES) + ", " + ", ".join(f"l.{name.strip()}" for name in _LINE_COLUMNS.split(","))
 )
-VISIT_WITH_BATCH_FROM = (
-    "FROM srv_visit v LEFT JOIN srv_fee_line l ON l.mdtrt_id = v.mdtrt_id AND l.chrg_bchno = $3 AND l.cancelled_by IS NULL"
-    " WHERE v.mdtrt_id = $1 AND v.fixmedins_code = $2"
+# The visit and the batch's live lines; ``{mdtrt_id}``, ``{code}`` and ``{bchno}`` name the
+# visit, its institution and the batch (parameters, or the columns of a key list).
+VISIT_WITH_BATCH_FROM_TEMPLATE = (
+    "FROM srv_visit v LEFT JOIN srv_fee_line l ON l.mdtrt_id = v.mdtrt_id AND l.chrg_bchno = {bchno} AND l.cancelled_by IS NULL"
+    " WHERE v.mdtrt_id = {mdtrt_id} AND v.fixmedins_code = {code}"
 )
+VISIT_WITH_BATCH_FROM = VISIT_WITH_BATCH_FROM_TEMPLATE.format(mdtrt_id="$1", code="$2", bchno="$3")
 VISIT_WITH_BATCH_WIDTH = len(VISIT_WITH_BATCH_SELECT.split(","))
 _VISIT_WITH_BATCH = f"SELECT {VISIT_WITH_BATCH_SELECT} {VISIT_WITH_BATCH_FROM} ORDER BY l.seq"
 

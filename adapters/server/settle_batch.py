@@ -1,0 +1,199 @@
+"""Settlements admitted, read and recorded many at a time on PostgreSQL.
+
+Around the ledger's own batch, a 2207 needs a transaction of the server's: store the
+nonce, check the sign-in and the msgid, lock the visit, read the visit, its lines and the
+person, and at the end record the output. One request at a time, that is five statements
+per settlement (BEGIN, admission, claim, output, COMMIT), each a round trip that also
+wakes a database process on the same cores. The batcher runs those steps once for all the
+settlements waiting at that moment, in one transaction, so the five statements are shared
+by the whole group. The ledger's group commit writes the group's settlements in its own
+batches, as it does for requests that arrive one by one.
+
+Each request keeps its own outcome. A request that fails its checks, its claim or the
+ledger gets its own error, and the rest of the group goes on. Its nonce stays stored, as
+on the single-request path. If the group's transaction itself fails, every request still
+waiting gets that error. The callers then store the nonces of the requests that had passed
+their checks, as they do after any failure.
+
+Outcomes are handed out after the group's COMMIT, so an answer always describes committed
+state. A lane is a task that runs groups while requests wait; at most ``lanes`` run at
+once, each on one pooled connection, so one group can be admitted while the previous one
+waits for the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from adapters.server import admission as admission_checks
+from adapters.server import settle_reads, state
+from adapters.server.admission import Admission
+from adapters.server.sqldb import Connection, Database
+from settlement.errors import SettlementError
+
+__all__ = ["SettleBatcher"]
+
+logger = logging.getLogger("settlement.server")
+
+# Turns a request's claim read into its claim, raising the request's coded errors. May run
+# further reads on the group's connection, so the batcher calls it for one request at a time.
+ReadClaim = Callable[[Any, Any, Connection, settle_reads.ClaimRead], Awaitable[Any]]
+# Settles a claim through the ledger and returns the encoded output; runs for the whole group at once.
+Finish = Callable[[Any, Any, Any], Awaitable[bytes]]
+
+
+@dataclasses.dataclass
+class _Waiting:
+    """One settlement request in the queue: its call, decoded input, admission facts and the future its caller awaits."""
+
+    call: Any
+    req: Any
+    admission: Admission
+    future: asyncio.Future
+    outcome: Any = None
+    failed: bool = False
+
+    def fail(self, error: BaseException) -> None:
+        self.outcome, self.failed = error, True
+
+    def deliver(self) -> None:
+        if self.future.done():
+            return
+        if self.failed:
+            self.future.set_exception(self.outcome)
+        else:
+            self.future.set_result(self.outcome)
+
+
+class SettleBatcher:
+    """Queues admitting settlements and runs them in groups of at most ``batch_max``."""
+
+    def __init__(self, db: Database, read_claim: ReadClaim, finish: Finish, *, batch_max: int = 64, lanes: int = 2) -> None:
+        if batch_max < 1 or lanes < 1:
+            raise ValueError(f"batch_max and lanes must be at least 1, got {batch_max} and {lanes}")
+        self._db = db
+        self._read_claim = read_claim
+        self._finish = finish
+        self._batch_max = batch_max
+        self._lane_max = lanes
+        self._lanes = 0
+        self._pending: collections.deque[_Waiting] = collections.deque()
+        self._tasks: set[asyncio.Task] = set()
+        self.groups_run = 0
+
+    async def settle(self, call: Any, req: Any, admission: Admission) -> bytes | state.StoredMessage:
+        """Admit, settle and record one request with whatever else is waiting; return its output or stored message."""
+        waiting = _Waiting(call, req, admission, asyncio.get_running_loop().create_future())
+        self._pending.append(waiting)
+        if self._lanes < self._lane_max:
+            self._lanes += 1
+            task = asyncio.create_task(self._lane())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await waiting.future
+
+    async def _lane(self) -> None:
+        try:
+            while self._pending:
+                group = [self._pending.popleft() for _ in range(min(len(self._pending), self._batch_max))]
+                try:
+                    await self._run(group)
+                except Exception as error:  # noqa: BLE001 - every request of the group must get an outcome
+                    logger.warning("server: settlement group failed requests=%d error=%s", len(group), error)
+                    for waiting in group:
+                        if not waiting.failed:
+                            waiting.fail(error)
+                for waiting in group:
+                    waiting.deliver()
+        finally:
+            self._lanes -= 1
+
+    async def _run(self, group: list[_Waiting]) -> None:
+        self.groups_run += 1
+        admitted = _distinct_nonces(group)
+        async with self._db.transaction() as conn:
+            outcomes = await admission_checks.admit_many(conn, [w.admission for w in admitted], [w.req.mdtrt_id for w in admitted])
+            live = []
+            for waiting, outcome in zip(admitted, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    waiting.fail(outcome)
+                elif outcome is not None:
+                    waiting.outcome = outcome
+                else:
+                    live.append(waiting)
+            if live:
+                await self._settle_live(conn, live)
+
+    async def _settle_live(self, conn: Connection, live: list[_Waiting]) -> None:
+        keys = [
+            settle_reads.ClaimKey(
+                w.req.mdtrt_id, w.call.code, w.req.chrg_bchno, w.req.psn_no, w.req.cert_type, w.req.cert_no, w.call.now.date()
+            )
+            for w in live
+        ]
+        reads = await settle_reads.many_visits_batches_and_persons(conn, keys)
+        claimed = []
+        for waiting, read in zip(live, reads, strict=True):
+            # A coded error fails its own request only. Any other error may have aborted the
+            # group's transaction, so it fails the whole group before the ledger writes anything.
+            try:
+                claimed.append((waiting, await self._read_claim(waiting.call, waiting.req, conn, read)))
+            except SettlementError as error:
+                waiting.fail(error)
+
+        # The ledger's queue receives the group's settlements in queue order and batches them.
+        results = await asyncio.gather(*(self._finish(w.call, w.req, claim) for w, claim in claimed), return_exceptions=True)
+        answered = []
+        for (waiting, _), result in zip(claimed, results, strict=True):
+            if isinstance(result, BaseException):
+                waiting.fail(result)
+            else:
+                answered.append((waiting, result))
+        if answered:
+            await _record(conn, answered)
+
+
+def _distinct_nonces(group: list[_Waiting]) -> list[_Waiting]:
+    """Return the requests whose nonce is new within the group; a later use of a nonce is rejected as a replay."""
+    seen: set[tuple[str, str]] = set()
+    admitted = []
+    for waiting in group:
+        key = (waiting.admission.fixmedins_code, waiting.admission.nonce)
+        if key in seen:
+            waiting.fail(waiting.admission.nonce_reused())
+        else:
+            seen.add(key)
+            admitted.append(waiting)
+    return admitted
+
+
+async def _record(conn: Connection, answered: list[tuple[_Waiting, bytes]]) -> None:
+    """Record the group's outputs; a request whose msgid was recorded first by a twin gets the twin's stored message.
+
+    The twin may be another request of the same group (only the first of a msgid is
+    inserted) or of another transaction, which the insert waits for before it decides.
+    """
+    first: dict[tuple[str, str], _Waiting] = {}
+    rows = []
+    for waiting, output in answered:
+        waiting.outcome = output
+        key = (waiting.call.code, waiting.call.msgid)
+        if key not in first:
+            first[key] = waiting
+            call = waiting.call
+            rows.append((call.code, call.msgid, call.infno, call.digest, output.decode("utf-8"), call.stamp))
+    inserted = await state.record_messages(conn, rows)
+    for waiting, _ in answered:
+        key = (waiting.call.code, waiting.call.msgid)
+        if key in inserted and first[key] is waiting:
+            continue
+        stored = await state.find_message(conn, *key)
+        if stored is None:
+            waiting.fail(RuntimeError(f"message {waiting.call.msgid} was neither recorded nor found"))
+        else:
+            waiting.outcome = stored

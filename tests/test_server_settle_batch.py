@@ -1,0 +1,178 @@
+"""The PostgreSQL batcher of 2207s: one group shares its statements, and every request keeps its own outcome.
+
+The batcher runs here on a real PostgreSQL schema with the server's tables. Its claim and
+ledger steps are small stand-ins, so that one group can hold every kind of outcome at once.
+The kinds are a settlement, a reused nonce, a stored msgid, a missing sign-in, a coded claim
+error, a ledger error and a twin of a settled msgid.
+"""
+
+import asyncio
+import datetime
+import types
+
+import pytest
+
+from adapters.ledger import migrate_ledger
+from adapters.server import state
+from adapters.server.admission import Admission, Rejection
+from adapters.server.settle_batch import SettleBatcher
+from adapters.server.sqldb import open_database
+from settlement.errors import ErrorCode, SettlementError
+from tests.server_harness import ledger_dsn
+
+CODE = "H11010800001"
+NOW = datetime.datetime(2024, 5, 20, 10, 0, 0)
+SIGNED_AT = 1_716_170_400
+
+
+@pytest.fixture
+def dsn(tmp_path):
+    with ledger_dsn("postgres", tmp_path) as name:
+        asyncio.run(migrate_ledger(name))
+        yield name
+
+
+def _request(msgid: str, nonce: str, mdtrt_id: str, *, sign_no: str = "S1"):
+    call = types.SimpleNamespace(code=CODE, msgid=msgid, infno="2207", digest=f"digest-{msgid}", stamp="2024-05-20 10:00:00", now=NOW)
+    req = types.SimpleNamespace(mdtrt_id=mdtrt_id, chrg_bchno="B1", psn_no="P1", cert_type="02", cert_no="110101199001010011")
+    admission = Admission(fixmedins_code=CODE, nonce=nonce, signed_at=SIGNED_AT, keep_seconds=600, msgid=msgid, sign_no=sign_no)
+    return call, req, admission
+
+
+async def _prepare(db) -> None:
+    async with db.transaction() as conn:
+        await conn.execute("INSERT INTO srv_sign_in (sign_no, fixmedins_code, opter_no, sign_time) VALUES ('S1', $1, 'B1', '2024-05-20 08:00:00')", CODE)
+        await state.record_message(conn, CODE, "M-STORED", "2207", "digest-M-STORED", b'{"stored":1}', "2024-05-20 09:00:00")
+
+
+def _fields(message: state.StoredMessage) -> tuple[str, str, str]:
+    return message.infno, message.digest, message.output
+
+
+async def _rows(db, sql: str) -> list[tuple]:
+    async with db.transaction() as conn:
+        return [tuple(row) for row in await conn.fetch(sql)]
+
+
+def test_batcher_keeps_every_outcome_of_one_group(dsn):
+    finished = []
+
+    async def read_claim(call, req, conn, read):
+        visit, lines, person = read
+        if req.mdtrt_id == "V-UNKNOWN":
+            raise SettlementError(ErrorCode.UNKNOWN_VISIT, field="input.data.mdtrt_id", value=req.mdtrt_id)
+        return (visit, lines, person)
+
+    async def finish(call, req, claim):
+        finished.append(call.msgid)
+        if call.msgid == "M-LEDGER":
+            raise SettlementError(ErrorCode.LEDGER_FAILED, detail="stand-in")
+        return f'{{"settled":"{call.msgid}"}}'.encode()
+
+    async def run():
+        db = await open_database(dsn)
+        try:
+            await _prepare(db)
+            batcher = SettleBatcher(db, read_claim, finish, lanes=1)
+            requests = [
+                _request("M-OK", "n-ok", "V1"),
+                _request("M-REPLAY", "n-ok", "V1"),  # the nonce of the first request again
+                _request("M-STORED", "n-stored", "V2"),
+                _request("M-NOSIGN", "n-nosign", "V3", sign_no="S-GONE"),
+                _request("M-UNKNOWN", "n-unknown", "V-UNKNOWN"),
+                _request("M-LEDGER", "n-ledger", "V4"),
+                _request("M-OK", "n-twin", "V1"),  # a retry of the first message under a new nonce
+            ]
+            outcomes = await asyncio.gather(*(batcher.settle(*r) for r in requests), return_exceptions=True)
+            nonces = await _rows(db, "SELECT nonce FROM srv_nonce ORDER BY nonce")
+            messages = await _rows(db, "SELECT msgid, output FROM srv_message ORDER BY msgid")
+            return batcher.groups_run, outcomes, nonces, messages
+        finally:
+            await db.close()
+
+    groups, outcomes, nonces, messages = asyncio.run(run())
+
+    assert groups == 1
+    ok, replay, stored, nosign, unknown, ledger, twin = outcomes
+    assert ok == b'{"settled":"M-OK"}'
+    assert isinstance(replay, Rejection) and replay.error.code is ErrorCode.NONCE_REUSED
+    assert _fields(stored) == ("2207", "digest-M-STORED", '{"stored":1}')
+    assert isinstance(nosign, SettlementError) and nosign.code is ErrorCode.SIGN_IN_REQUIRED
+    assert isinstance(unknown, SettlementError) and unknown.code is ErrorCode.UNKNOWN_VISIT
+    assert isinstance(ledger, SettlementError) and ledger.code is ErrorCode.LEDGER_FAILED
+    # The twin settled too (the real ledger returns the same record), and its output is the one recorded first.
+    assert _fields(twin) == ("2207", "digest-M-OK", '{"settled":"M-OK"}')
+
+    assert finished == ["M-OK", "M-LEDGER", "M-OK"]
+    assert nonces == [("n-ledger",), ("n-nosign",), ("n-ok",), ("n-stored",), ("n-twin",), ("n-unknown",)]
+    assert messages == [("M-OK", '{"settled":"M-OK"}'), ("M-STORED", '{"stored":1}')]
+
+
+def test_batcher_fails_group_on_uncoded_claim_error(dsn):
+    finished = []
+
+    async def read_claim(call, req, conn, read):
+        if req.mdtrt_id == "V-BROKEN":
+            await conn.fetch("SELECT no_such_column FROM srv_visit")
+        return read
+
+    async def finish(call, req, claim):
+        finished.append(call.msgid)
+        return b"{}"
+
+    async def run():
+        db = await open_database(dsn)
+        try:
+            await _prepare(db)
+            batcher = SettleBatcher(db, read_claim, finish, lanes=1)
+            requests = [_request("M-A", "n-a", "V1"), _request("M-B", "n-b", "V-BROKEN"), _request("M-C", "n-c", "V3")]
+            outcomes = await asyncio.gather(*(batcher.settle(*r) for r in requests), return_exceptions=True)
+            nonces = await _rows(db, "SELECT nonce FROM srv_nonce")
+            return outcomes, nonces, [r[2].passed for r in requests]
+        finally:
+            await db.close()
+
+    outcomes, nonces, passed = asyncio.run(run())
+
+    assert all(isinstance(outcome, Exception) and not isinstance(outcome, SettlementError) for outcome in outcomes)
+    assert finished == []
+    # The group's transaction rolled back with the nonces; the callers store those of the requests that passed.
+    assert nonces == []
+    assert passed == [True, True, True]
+
+
+def test_batcher_forms_next_group_while_one_waits(dsn):
+    gate = asyncio.Event
+
+    async def run():
+        db = await open_database(dsn)
+        release = gate()
+        first_started = gate()
+
+        async def read_claim(call, req, conn, read):
+            return read
+
+        async def finish(call, req, claim):
+            if call.msgid == "M-0":
+                first_started.set()
+                await release.wait()
+            return call.msgid.encode()
+
+        try:
+            await _prepare(db)
+            batcher = SettleBatcher(db, read_claim, finish, lanes=1)
+            first = asyncio.ensure_future(batcher.settle(*_request("M-0", "n-0", "V0")))
+            await first_started.wait()
+            # These arrive while the first group waits for its ledger step, and form the next group.
+            later = [asyncio.ensure_future(batcher.settle(*_request(f"M-{n}", f"n-{n}", f"V{n}"))) for n in range(1, 6)]
+            await asyncio.sleep(0)
+            release.set()
+            outcomes = await asyncio.gather(first, *later)
+            return batcher.groups_run, outcomes
+        finally:
+            await db.close()
+
+    groups, outcomes = asyncio.run(run())
+
+    assert groups == 2
+    assert outcomes == [f"M-{n}".encode() for n in range(6)]
