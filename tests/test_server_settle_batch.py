@@ -176,3 +176,27 @@ def test_batcher_forms_next_group_while_one_waits(dsn):
 
     assert groups == 2
     assert outcomes == [f"M-{n}".encode() for n in range(6)]
+
+
+def test_group_and_ledger_batch_statements_plan_once(dsn):
+    # Their array parameters would otherwise make PostgreSQL plan them again at every run.
+    async def run():
+        db = await open_database(dsn)
+        try:
+            async with db.group_transaction() as conn:
+                mode = await conn.fetchval("SHOW plan_cache_mode")
+                configs = await conn.fetch(
+                    "SELECT proname, proconfig FROM pg_proc WHERE pronamespace = current_schema()::regnamespace"
+                    " AND proname IN ('ledger_batch_read', 'ledger_batch_write_rows', 'journal_check_balanced_set') ORDER BY proname"
+                )
+            async with db.transaction() as conn:
+                ordinary = await conn.fetchval("SHOW plan_cache_mode")
+            return mode, ordinary, [(row[0], row[1]) for row in configs]
+        finally:
+            await db.close()
+
+    mode, ordinary, configs = asyncio.run(run())
+
+    assert (mode, ordinary) == ("force_generic_plan", "auto")
+    assert [name for name, _ in configs] == ["journal_check_balanced_set", "ledger_batch_read", "ledger_batch_write_rows"]
+    assert all("plan_cache_mode=force_generic_plan" in config for _, config in configs)

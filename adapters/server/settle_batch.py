@@ -33,7 +33,7 @@ from typing import Any
 from adapters.server import admission as admission_checks
 from adapters.server import settle_reads, state
 from adapters.server.admission import Admission
-from adapters.server.sqldb import Connection, Database
+from adapters.server.sqldb import Connection, PostgresDatabase
 from settlement.errors import SettlementError
 
 __all__ = ["SettleBatcher"]
@@ -73,7 +73,7 @@ class _Waiting:
 class SettleBatcher:
     """Queues admitting settlements and runs them in groups of at most ``batch_max``."""
 
-    def __init__(self, db: Database, read_claim: ReadClaim, finish: Finish, *, batch_max: int = 64, lanes: int = 2) -> None:
+    def __init__(self, db: PostgresDatabase, read_claim: ReadClaim, finish: Finish, *, batch_max: int = 64, lanes: int = 2) -> None:
         if batch_max < 1 or lanes < 1:
             raise ValueError(f"batch_max and lanes must be at least 1, got {batch_max} and {lanes}")
         self._db = db
@@ -116,7 +116,7 @@ class SettleBatcher:
     async def _run(self, group: list[_Waiting]) -> None:
         self.groups_run += 1
         admitted = _distinct_nonces(group)
-        async with self._db.transaction() as conn:
+        async with self._db.group_transaction() as conn:
             outcomes = await admission_checks.admit_many(conn, [w.admission for w in admitted], [w.req.mdtrt_id for w in admitted])
             live = []
             for waiting, outcome in zip(admitted, outcomes, strict=True):
