@@ -10,8 +10,60 @@
 --
 -- The generic plans are the plans these functions were written for: every lookup is an
 -- index probe per key (LATERAL subqueries in the reads, scan and join types switched off
--- in the write), whatever the planner estimates for the arrays.
+-- in the write), whatever the planner estimates for the arrays. The one lookup of the
+-- read written as `= ANY(array)`, the originals of cancels, became a sequential scan of
+-- ledger_settlements in the generic plan, even for a batch without cancels, so it is
+-- rewritten below as a LATERAL probe per setl_id like the others.
 
-ALTER FUNCTION ledger_batch_read SET plan_cache_mode = force_generic_plan;
+
+CREATE OR REPLACE FUNCTION ledger_batch_read(
+    lock_keys BIGINT[], id_count INTEGER,
+    msg_origins TEXT[], msg_ids TEXT[],
+    batch_fixmedins TEXT[], batch_mdtrt_ids TEXT[], batch_chrg_bchnos TEXT[],
+    cancel_setl_ids TEXT[],
+    counter_persons TEXT[], counter_years INTEGER[],
+    balance_accounts TEXT[]
+) RETURNS TABLE (part INTEGER, k1 TEXT, k2 TEXT, k3 TEXT, k4 TEXT, n1 BIGINT, n2 BIGINT, flag BOOLEAN, body BYTEA)
+LANGUAGE plpgsql
+SET jit = off
+SET plan_cache_mode = force_generic_plan
+AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM pg_advisory_xact_lock(k) FROM unnest(lock_keys) AS k;
+
+    RETURN QUERY SELECT 0, NULL::TEXT, NULL::TEXT, NULL::TEXT, NULL::TEXT, nextval('journal_txn_id_seq'), NULL::BIGINT, NULL::BOOLEAN, NULL::BYTEA
+        FROM generate_series(1, id_count);
+
+    RETURN QUERY SELECT 1, t.origin, t.msgid, t.kind, t.request_digest, t.txn_id, NULL::BIGINT, NULL::BOOLEAN,
+            coalesce((SELECT s.record FROM ledger_settlements s WHERE s.txn_id = t.txn_id), t.body)
+        FROM unnest(msg_origins, msg_ids) AS k(origin, msgid)
+        CROSS JOIN LATERAL (
+            SELECT * FROM journal_transactions j WHERE j.origin = k.origin AND j.msgid = k.msgid OFFSET 0
+        ) AS t;
+
+    RETURN QUERY SELECT 2, s.fixmedins_code, s.mdtrt_id, s.chrg_bchno, NULL::TEXT, s.txn_id, NULL::BIGINT,
+            EXISTS (SELECT 1 FROM journal_transactions c WHERE c.reverses_txn_id = s.txn_id), s.record
+        FROM unnest(batch_fixmedins, batch_mdtrt_ids, batch_chrg_bchnos) AS k(f, m, b)
+        CROSS JOIN LATERAL (
+            SELECT * FROM ledger_settlements x
+            WHERE x.fixmedins_code = k.f AND x.mdtrt_id = k.m AND x.chrg_bchno = k.b AND x.kind = 'settle' OFFSET 0
+        ) AS s;
+
+    RETURN QUERY SELECT 3, s.setl_id, NULL::TEXT, NULL::TEXT, NULL::TEXT, s.txn_id, NULL::BIGINT,
+            EXISTS (SELECT 1 FROM journal_transactions c WHERE c.reverses_txn_id = s.txn_id), s.record
+        FROM unnest(cancel_setl_ids) AS k(setl_id)
+        CROSS JOIN LATERAL (SELECT * FROM ledger_settlements x WHERE x.setl_id = k.setl_id OFFSET 0) AS s;
+
+    RETURN QUERY SELECT 4, a.psn_no, a.acc_key, NULL::TEXT, NULL::TEXT, a.year::BIGINT, a.value, NULL::BOOLEAN, NULL::BYTEA
+        FROM unnest(counter_persons, counter_years) AS k(p, y)
+        CROSS JOIN LATERAL (SELECT * FROM ledger_accumulators x WHERE x.psn_no = k.p AND x.year = k.y OFFSET 0) AS a;
+
+    RETURN QUERY SELECT 5, a.owner, a.account_key, NULL::TEXT, NULL::TEXT, a.credits_posted - a.debits_posted, a.account_id, NULL::BOOLEAN, NULL::BYTEA
+        FROM unnest(balance_accounts) AS k(account_key)
+        CROSS JOIN LATERAL (SELECT * FROM ledger_accounts x WHERE x.account_key = k.account_key OFFSET 0) AS a;
+END
+$$;
+
 ALTER FUNCTION ledger_batch_write_rows SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION journal_check_balanced_set SET plan_cache_mode = force_generic_plan;
