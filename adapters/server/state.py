@@ -17,6 +17,8 @@ from settlement.persons import Card, Institution, Person
 
 __all__ = [
     "PERSON_WITH_CARDS_SELECT",
+    "LINE_SELECT",
+    "VISIT_SELECT",
     "VISIT_WITH_BATCH_FROM",
     "VISIT_WITH_BATCH_FROM_TEMPLATE",
     "VISIT_WITH_BATCH_SELECT",
@@ -49,6 +51,7 @@ __all__ = [
     "upsert_person",
     "visit_and_lines_from_rows",
     "visit_by_id",
+    "visit_from_values",
     "visit_with_batch_lines",
 ]
 
@@ -233,7 +236,7 @@ async def record_message(conn: Connection, fixmedins_code: str, msgid: str, infn
 
 
 async def record_messages(conn: Connection, rows: list[tuple[str, str, str, str, str, str]]) -> set[tuple[str, str]]:
-    """Record many answers in one statement (PostgreSQL); return the (institution, msgid) keys stored.
+    """Record many outputs in one statement (PostgreSQL); return the (institution, msgid) keys stored.
 
     Each row is (fixmedins_code, msgid, infno, digest, output, answered_at). A key that is
     already stored, or that comes twice in ``rows``, is stored once and not replaced; the
@@ -369,14 +372,17 @@ async def live_lines_of_batch(conn: Connection, mdtrt_id: str, chrg_bchno: str) 
 _VISIT_COLUMNS = "mdtrt_id, fixmedins_code, psn_no, insutype, med_type, begntime, mdtrt_cert_type, ipt_otp_no, dise_codg, cancelled_by"
 _VISIT_NAMES = tuple(name.strip() for name in _VISIT_COLUMNS.split(","))
 _VISIT_WIDTH = len(_VISIT_NAMES)
+# Select lists of a visit's columns (table alias ``v``) and of a line's (alias ``l``).
+VISIT_SELECT = ", ".join(f"v.{name}" for name in _VISIT_NAMES)
+LINE_SELECT = ", ".join(f"l.{name.strip()}" for name in _LINE_COLUMNS.split(","))
 # Select list and FROM clause of a visit ($1 of institution $2) joined with the live lines
 # of one of its batches ($3). The visit's row repeats on each line, or comes once with NULL
 # line columns when the batch has no live line. The last column is the line's seq.
 VISIT_WITH_BATCH_SELECT = (
     ", ".join(f"v.{name}" for name in _VISIT_NAMES) + ", " + ", ".join(f"l.{name.strip()}" for name in _LINE_COLUMNS.split(","))
 )
-# The visit and the batch's live lines; ``{mdtrt_id}``, ``{code}`` and ``{bchno}`` name the
-# visit, its institution and the batch (parameters, or the columns of a key list).
+# The visit and the batch's live lines. ``{mdtrt_id}``, ``{code}`` and ``{bchno}`` name the
+# visit, its institution and the batch, as parameters or as the columns of a key list.
 VISIT_WITH_BATCH_FROM_TEMPLATE = (
     "FROM srv_visit v LEFT JOIN srv_fee_line l ON l.mdtrt_id = v.mdtrt_id AND l.chrg_bchno = {bchno} AND l.cancelled_by IS NULL"
     " WHERE v.mdtrt_id = {mdtrt_id} AND v.fixmedins_code = {code}"
@@ -401,6 +407,11 @@ def visit_and_lines_from_rows(rows: list[tuple]) -> tuple[StoredVisit | None, li
         return None, []
     lines = [StoredLine(row[_VISIT_WIDTH:]) for row in rows if row[_VISIT_WIDTH] is not None]
     return StoredVisit(dict(zip(_VISIT_NAMES, rows[0]))), lines
+
+
+def visit_from_values(values: Any) -> StoredVisit:
+    """Build a visit from the values of ``VISIT_SELECT``, in order."""
+    return StoredVisit(dict(zip(_VISIT_NAMES, values)))
 
 
 async def insert_lines(conn: Connection, mdtrt_id: str, msgid: str, rows: list[tuple]) -> None:
