@@ -60,6 +60,8 @@ def _uvicorn_config(app: Any, *, host: str, port: int, graceful_timeout: float, 
         http="httptools",
         lifespan="on",
         access_log=False,
+        # Nothing reads the client's address, so the forwarded-for rewrite of every request is skipped.
+        proxy_headers=False,
         log_config=None,
         timeout_graceful_shutdown=graceful_timeout,
     )
