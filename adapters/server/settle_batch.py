@@ -13,7 +13,9 @@ Each request keeps its own outcome. A request that fails its checks, its claim o
 ledger gets its own error, and the rest of the group goes on. Its nonce stays stored, as
 on the single-request path. If the group's transaction itself fails, every request still
 waiting gets that error. The callers then store the nonces of the requests that had passed
-their checks, as they do after any failure.
+their checks, as they do after any failure. A settlement that the ledger had committed
+before the failure stays committed, and a retry of its msgid gets it back, as after any
+response that never reached its caller.
 
 Outcomes are handed out after the group's COMMIT, so an answer always describes committed
 state. A lane is a task that runs groups while requests wait; at most ``lanes`` run at
