@@ -1,8 +1,8 @@
-"""A burst of concurrent 2207s on PostgreSQL, where the server admits them in groups, settles each batch once.
+"""A burst of concurrent 2207s on PostgreSQL, admitted by the server in groups, settles each batch once.
 
-Twelve visits of three persons are settled at once from twelve connections, together
-with a retry of some messages under new nonces and claims whose total disagrees with the
-stored lines. Every request must get its own response, and the ledger must hold exactly one
+Twelve visits of three persons are settled at once, each request on its own connection,
+together with retries of three messages under new nonces and three claims whose total
+disagrees with the stored lines. Every request must get its own response, and the ledger must hold exactly one
 settlement per visit and pass ``ledger verify``.
 """
 

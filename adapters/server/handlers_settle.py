@@ -208,9 +208,9 @@ async def settle_request(
 
 
 def _batcher(services) -> settle_batch.SettleBatcher:
-    """The process's batcher of admitting 2207s on PostgreSQL, made on first use."""
+    """Return the process's batcher of admitting 2207s on PostgreSQL, making it on first use."""
     if services.settle_batcher is None:
-        services.settle_batcher = settle_batch.SettleBatcher(services.db, _batched_claim, _batched_finish)
+        services.settle_batcher = settle_batch.SettleBatcher(services.db, _batched_claim, _settle_claim)
     return services.settle_batcher
 
 
@@ -219,7 +219,8 @@ async def _batched_claim(call: Call, req: requests.SettleRequest, conn, read: se
     return claim
 
 
-async def _batched_finish(call: Call, req: requests.SettleRequest, claim: Claim) -> bytes:
+async def _settle_claim(call: Call, req: requests.SettleRequest, claim: Claim) -> bytes:
+    """Settle a 2207's or 2304's claim through the ledger and return the encoded output."""
     record = await _ledger_settle(
         call, claim, mdtrt_id=req.mdtrt_id, chrg_bchno=req.chrg_bchno, insutype=req.insutype, acct_used=req.acct_used, splits=req.splits,
     )
@@ -243,10 +244,7 @@ async def _settle_holding_visit_lock(
             if stored is not None:
                 return stored
         claim, _ = await reader(call, req, conn)
-        record = await _ledger_settle(
-            call, claim, mdtrt_id=req.mdtrt_id, chrg_bchno=req.chrg_bchno, insutype=req.insutype, acct_used=req.acct_used, splits=req.splits,
-        )
-        output = _settle_answer(claim, record, req.cert_type)
+        output = await _settle_claim(call, req, claim)
         await call.record(conn, output)
     return output
 

@@ -17,8 +17,8 @@ their checks, as they do after any failure. A settlement that the ledger had com
 before the failure stays committed, and a retry of its msgid gets it back, as after any
 response that never reached its caller.
 
-Outcomes are handed out after the group's COMMIT, so an answer always describes committed
-state. A lane is a task that runs groups while requests wait; at most ``lanes`` run at
+Outcomes are handed out after the group's COMMIT, so every response describes committed
+state. A lane is a task that runs groups while requests wait. At most ``lanes`` run at
 once, each on one pooled connection, so one group can be admitted while the previous one
 waits for the ledger.
 """
@@ -105,11 +105,20 @@ class SettleBatcher:
                 group = [self._pending.popleft() for _ in range(min(len(self._pending), self._batch_max))]
                 try:
                     await self._run(group)
+                except asyncio.CancelledError:
+                    # The loop is shutting down: the callers are cancelled too, instead of waiting forever.
+                    for waiting in group:
+                        waiting.future.cancel()
+                    raise
                 except Exception as error:  # noqa: BLE001 - every request of the group must get an outcome
-                    logger.warning("server: settlement group failed requests=%d error=%s", len(group), error)
+                    logger.warning(
+                        "server: settlement group failed requests=%d msgids=%s error=%s",
+                        len(group), ",".join(w.call.msgid for w in group), error,
+                    )
                     for waiting in group:
                         if not waiting.failed:
                             waiting.fail(error)
+
                 for waiting in group:
                     waiting.deliver()
         finally:

@@ -29,19 +29,12 @@ _PERSON_WIDTH = hooks.SETTLING_PERSON_WIDTH
 _SEQ_POSITION = 1 + _VISIT_WIDTH
 _CARD_POSITION = 1 + _VISIT_WIDTH + len(state.PERSON_WITH_CARDS_SELECT.split(",")) - 1
 
-
-def _visit_and_person(mdtrt_id: str, code: str, bchno: str, psn: str, svc_card: str, card: str) -> str:
-    """Build the UNION ALL of the visit branch and the person branch; each argument names a parameter or a column."""
-    return (
-        f"SELECT 0 AS part, {state.VISIT_WITH_BATCH_SELECT}, {', '.join(['NULL'] * _PERSON_WIDTH)}"
-        f" {state.VISIT_WITH_BATCH_FROM_TEMPLATE.format(mdtrt_id=mdtrt_id, code=code, bchno=bchno)}"
-        f" UNION ALL SELECT 1, {', '.join(['NULL'] * _VISIT_WIDTH)}, {hooks.SETTLING_PERSON_SELECT.format(card=card)}"
-        f" {hooks.SETTLING_PERSON_FROM.format(psn=psn, svc_card=svc_card)}"
-    )
-
-
 _VISIT_AND_PERSON = (
-    _visit_and_person("$1", "$2", "$3", "$4", "$5", "$6") + f" ORDER BY 1, {_SEQ_POSITION}, {_CARD_POSITION}"
+    f"SELECT 0, {state.VISIT_WITH_BATCH_SELECT}, {', '.join(['NULL'] * _PERSON_WIDTH)}"
+    f" {state.VISIT_WITH_BATCH_FROM}"
+    f" UNION ALL SELECT 1, {', '.join(['NULL'] * _VISIT_WIDTH)}, {hooks.SETTLING_PERSON_SELECT.format(card='$6')}"
+    f" {hooks.SETTLING_PERSON_FROM.format(psn='$4', svc_card='$5')}"
+    f" ORDER BY 1, {_SEQ_POSITION}, {_CARD_POSITION}"
 )
 
 # The same for many settlements (PostgreSQL only), in two statements that return each

@@ -20,7 +20,6 @@ __all__ = [
     "LINE_SELECT",
     "VISIT_SELECT",
     "VISIT_WITH_BATCH_FROM",
-    "VISIT_WITH_BATCH_FROM_TEMPLATE",
     "VISIT_WITH_BATCH_SELECT",
     "VISIT_WITH_BATCH_WIDTH",
     "StoredLine",
@@ -239,8 +238,8 @@ async def record_messages(conn: Connection, rows: list[tuple[str, str, str, str,
     """Record many outputs in one statement (PostgreSQL); return the (institution, msgid) keys stored.
 
     Each row is (fixmedins_code, msgid, infno, digest, output, answered_at). A key that is
-    already stored, or that comes twice in ``rows``, is stored once and not replaced; the
-    insert waits for a concurrent twin's transaction before it decides.
+    already stored, or that comes twice in ``rows``, is stored once and not replaced. For a
+    key that a concurrent transaction is inserting, the insert waits for that transaction.
     """
     stored = await conn.fetch(
         "INSERT INTO srv_message (fixmedins_code, msgid, infno, digest, output, answered_at)"
@@ -378,16 +377,11 @@ LINE_SELECT = ", ".join(f"l.{name.strip()}" for name in _LINE_COLUMNS.split(",")
 # Select list and FROM clause of a visit ($1 of institution $2) joined with the live lines
 # of one of its batches ($3). The visit's row repeats on each line, or comes once with NULL
 # line columns when the batch has no live line. The last column is the line's seq.
-VISIT_WITH_BATCH_SELECT = (
-    ", ".join(f"v.{name}" for name in _VISIT_NAMES) + ", " + ", ".join(f"l.{name.strip()}" for name in _LINE_COLUMNS.split(","))
+VISIT_WITH_BATCH_SELECT = f"{VISIT_SELECT}, {LINE_SELECT}"
+VISIT_WITH_BATCH_FROM = (
+    "FROM srv_visit v LEFT JOIN srv_fee_line l ON l.mdtrt_id = v.mdtrt_id AND l.chrg_bchno = $3 AND l.cancelled_by IS NULL"
+    " WHERE v.mdtrt_id = $1 AND v.fixmedins_code = $2"
 )
-# The visit and the batch's live lines. ``{mdtrt_id}``, ``{code}`` and ``{bchno}`` name the
-# visit, its institution and the batch, as parameters or as the columns of a key list.
-VISIT_WITH_BATCH_FROM_TEMPLATE = (
-    "FROM srv_visit v LEFT JOIN srv_fee_line l ON l.mdtrt_id = v.mdtrt_id AND l.chrg_bchno = {bchno} AND l.cancelled_by IS NULL"
-    " WHERE v.mdtrt_id = {mdtrt_id} AND v.fixmedins_code = {code}"
-)
-VISIT_WITH_BATCH_FROM = VISIT_WITH_BATCH_FROM_TEMPLATE.format(mdtrt_id="$1", code="$2", bchno="$3")
 VISIT_WITH_BATCH_WIDTH = len(VISIT_WITH_BATCH_SELECT.split(","))
 _VISIT_WITH_BATCH = f"SELECT {VISIT_WITH_BATCH_SELECT} {VISIT_WITH_BATCH_FROM} ORDER BY l.seq"
 
@@ -406,7 +400,7 @@ def visit_and_lines_from_rows(rows: list[tuple]) -> tuple[StoredVisit | None, li
     if not rows:
         return None, []
     lines = [StoredLine(row[_VISIT_WIDTH:]) for row in rows if row[_VISIT_WIDTH] is not None]
-    return StoredVisit(dict(zip(_VISIT_NAMES, rows[0]))), lines
+    return visit_from_values(rows[0][:_VISIT_WIDTH]), lines
 
 
 def visit_from_values(values: Any) -> StoredVisit:
