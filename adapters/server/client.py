@@ -61,7 +61,9 @@ class Client:
         self._secret = secret.encode("utf-8")
         self._algorithm = algorithm
         self._conn = http.client.HTTPConnection(host, port, timeout=timeout)
-        self._serial = itertools.count(1)
+        # A random first serial, so that two clients of one institution started in the same
+        # second (two demo runs, say) are unlikely to build the same msgid.
+        self._serial = itertools.count(secrets.randbelow(10000))
 
     def new_msgid(self) -> str:
         # fixmedins_code (12) + yyyyMMddHHmmss (14) + 4-digit sequence, as HIS systems build it.
