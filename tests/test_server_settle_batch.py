@@ -10,6 +10,7 @@ import asyncio
 import datetime
 import types
 
+import asyncpg
 import pytest
 
 from adapters.ledger import migrate_ledger
@@ -45,6 +46,21 @@ async def _prepare(db) -> None:
         await state.record_message(conn, CODE, "M-STORED", "2207", "digest-M-STORED", b'{"stored":1}', "2024-05-20 09:00:00")
 
 
+def _per_request(finish_one):
+    """Turn a stand-in that settles one claim into the batcher's group step, keeping coded errors per request."""
+
+    async def finish(conn, claimed):
+        results = []
+        for call, req, claim in claimed:
+            try:
+                results.append(await finish_one(call, req, claim))
+            except SettlementError as error:
+                results.append(error)
+        return results
+
+    return finish
+
+
 def _fields(message: state.StoredMessage) -> tuple[str, str, str]:
     return message.infno, message.digest, message.output
 
@@ -73,7 +89,7 @@ def test_batcher_keeps_every_outcome_of_one_group(dsn):
         db = await open_database(dsn)
         try:
             await _prepare(db)
-            batcher = SettleBatcher(db, read_claim, finish, lanes=1)
+            batcher = SettleBatcher(db, read_claim, _per_request(finish), lanes=1)
             requests = [
                 _request("M-OK", "n-ok", "V1"),
                 _request("M-REPLAY", "n-ok", "V1"),  # the nonce of the first request again
@@ -124,7 +140,7 @@ def test_batcher_fails_group_on_uncoded_claim_error(dsn):
         db = await open_database(dsn)
         try:
             await _prepare(db)
-            batcher = SettleBatcher(db, read_claim, finish, lanes=1)
+            batcher = SettleBatcher(db, read_claim, _per_request(finish), lanes=1)
             requests = [_request("M-A", "n-a", "V1"), _request("M-B", "n-b", "V-BROKEN"), _request("M-C", "n-c", "V3")]
             outcomes = await asyncio.gather(*(batcher.settle(*r) for r in requests), return_exceptions=True)
             nonces = await _rows(db, "SELECT nonce FROM srv_nonce")
@@ -139,6 +155,73 @@ def test_batcher_fails_group_on_uncoded_claim_error(dsn):
     # The group's transaction rolled back with the nonces; the callers store those of the requests that passed.
     assert nonces == []
     assert passed == [True, True, True]
+
+
+def test_batcher_reruns_group_after_database_error(dsn):
+    attempts = []
+
+    async def read_claim(call, req, conn, read):
+        return read
+
+    async def finish(conn, claimed):
+        attempts.append([call.msgid for call, _, _ in claimed])
+        # A write inside the group, as the ledger's rows are, then a database error in the first attempt only.
+        await conn.execute("INSERT INTO srv_sign_in (sign_no, fixmedins_code, opter_no, sign_time) VALUES ($1, $2, 'B1', 'x')", f"S-{len(attempts)}", CODE)
+        if len(attempts) == 1:
+            await conn.fetch("SELECT 1 / 0")
+        return [call.msgid.encode() for call, _, _ in claimed]
+
+    async def run():
+        db = await open_database(dsn)
+        try:
+            await _prepare(db)
+            batcher = SettleBatcher(db, read_claim, finish, lanes=1)
+            requests = [_request("M-A", "n-a", "V1"), _request("M-B", "n-b", "V2"), _request("M-B2", "n-a", "V3")]
+            outcomes = await asyncio.gather(*(batcher.settle(*r) for r in requests), return_exceptions=True)
+            nonces = await _rows(db, "SELECT nonce FROM srv_nonce ORDER BY nonce")
+            sign_ins = await _rows(db, "SELECT sign_no FROM srv_sign_in ORDER BY sign_no")
+            messages = await _rows(db, "SELECT msgid FROM srv_message ORDER BY msgid")
+            return batcher.groups_run, outcomes, nonces, sign_ins, messages
+        finally:
+            await db.close()
+
+    groups, outcomes, nonces, sign_ins, messages = asyncio.run(run())
+
+    assert groups == 2
+    assert attempts == [["M-A", "M-B"], ["M-A", "M-B"]]
+    assert outcomes[:2] == [b"M-A", b"M-B"]
+    # The reused nonce is rejected in the second attempt as in the first.
+    assert isinstance(outcomes[2], Rejection) and outcomes[2].error.code is ErrorCode.NONCE_REUSED
+    # The first attempt's writes rolled back; the second attempt's committed once.
+    assert nonces == [("n-a",), ("n-b",)]
+    assert sign_ins == [("S-2",), ("S1",)]
+    assert messages == [("M-A",), ("M-B",), ("M-STORED",)]
+
+
+def test_batcher_fails_group_after_second_database_error(dsn):
+    async def read_claim(call, req, conn, read):
+        return read
+
+    async def finish(conn, claimed):
+        await conn.fetch("SELECT 1 / 0")
+
+    async def run():
+        db = await open_database(dsn)
+        try:
+            await _prepare(db)
+            batcher = SettleBatcher(db, read_claim, finish, lanes=1)
+            requests = [_request("M-A", "n-a", "V1"), _request("M-B", "n-b", "V2")]
+            outcomes = await asyncio.gather(*(batcher.settle(*r) for r in requests), return_exceptions=True)
+            nonces = await _rows(db, "SELECT nonce FROM srv_nonce")
+            return batcher.groups_run, outcomes, nonces
+        finally:
+            await db.close()
+
+    groups, outcomes, nonces = asyncio.run(run())
+
+    assert groups == 2
+    assert all(isinstance(outcome, asyncpg.DivisionByZeroError) for outcome in outcomes), outcomes
+    assert nonces == []
 
 
 def test_batcher_forms_next_group_while_one_waits(dsn):
@@ -160,7 +243,7 @@ def test_batcher_forms_next_group_while_one_waits(dsn):
 
         try:
             await _prepare(db)
-            batcher = SettleBatcher(db, read_claim, finish, lanes=1)
+            batcher = SettleBatcher(db, read_claim, _per_request(finish), lanes=1)
             first = asyncio.ensure_future(batcher.settle(*_request("M-0", "n-0", "V0")))
             await first_started.wait()
             # These arrive while the first group waits for its ledger step, and form the next group.

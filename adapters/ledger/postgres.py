@@ -37,10 +37,11 @@ import msgspec
 from adapters.ledger import migrate
 from adapters.ledger.base import LedgerStoreBase
 from adapters.ledger.batch import Batch, BatchPlan, LedgerState, Operation, ReadRequest, StoredTxn, decode_record
+from adapters.ledger.queue import resolve_outcomes
 from adapters.ledger.verify import ReadSession
 from settlement.errors import ErrorCode, SettlementError
 from settlement.ledger_posting import parse_account
-from settlement.store import SettlementRecord
+from settlement.store import SettleCompute, SettlementRecord, SettlementRequest
 
 __all__ = ["PostgresStore", "migrate_postgres", "numbered"]
 
@@ -233,14 +234,30 @@ class PostgresStore(LedgerStoreBase):
                 batch.known_originals = {setl_id: record for setl_id, (record, _) in originals.items()}
 
             async with conn.transaction():
-                state, personal_ids = await self._read_state(conn, batch.read_request())
-                plan = batch.plan(state)
-                if not plan.empty:
-                    ids = await self._account_ids_for(conn, plan, personal_ids, created)
-                    await self._write(conn, plan, ids)
+                plan = await self._plan_and_write(conn, batch, created)
         # Ids of accounts created in the transaction are cached only once it has committed.
         self._account_ids.update((key, account_id) for key, account_id in created.items() if not key.startswith("personal:"))
         return plan.outcomes
+
+    async def _plan_and_write(self, conn: asyncpg.Connection, batch: Batch, created: dict[str, int]) -> BatchPlan:
+        state, personal_ids = await self._read_state(conn, batch.read_request())
+        plan = batch.plan(state)
+        if not plan.empty:
+            ids = await self._account_ids_for(conn, plan, personal_ids, created)
+            await self._write(conn, plan, ids)
+        return plan
+
+    async def settle_in_transaction(self, conn: asyncpg.Connection, items: list[tuple[SettlementRequest, SettleCompute]]) -> list[Any]:
+        """Plan and write settlements inside the caller's open transaction on ``conn``; return one outcome per item.
+
+        An outcome is the settlement's record, or the coded error for that settlement alone.
+        Errors of the database itself are raised, and the caller must then roll back. The
+        rows are durable once the caller commits with ``synchronous_commit = on``. The
+        person locks, chain head and account rows order these writes with every other batch.
+        """
+        batch = Batch([Operation("settle", request, compute) for request, compute in items])
+        plan = await self._plan_and_write(conn, batch, {})
+        return resolve_outcomes(plan.outcomes)
 
     async def _account_ids_for(
         self, conn: asyncpg.Connection, plan: BatchPlan, personal_ids: dict[str, int], created: dict[str, int]
@@ -260,6 +277,14 @@ class PostgresStore(LedgerStoreBase):
                 missing.add(key)
             else:
                 ids[key] = account_id
+        if missing:
+            # Rows found before this transaction inserts any are committed, so their ids may be
+            # cached at once, even when the caller's transaction later rolls back.
+            for key, account_id in await conn.fetch(_ACCOUNT_IDS_SQL, sorted(missing)):
+                ids[key] = account_id
+                missing.discard(key)
+                if not key.startswith("personal:"):
+                    self._account_ids[key] = account_id
         if missing:
             specs = [parse_account(key) for key in sorted(missing)]
             await conn.execute(

@@ -57,7 +57,8 @@ _PG_ADMIT_LOCKING = _PG_ADMIT.format(
 # order of the arrays. Nonces must be distinct within the call (an upsert cannot touch one
 # row twice). The visit locks are taken from a subquery sorted by lock key. Every other
 # holder of a visit lock takes one lock only, so two holders cannot wait for each other in
-# a cycle.
+# a cycle. Unlike the single form, it leaves the commit durable, because the ledger writes
+# the group's settlements in the same transaction.
 _PG_ADMIT_MANY = (
     "WITH k AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[])"
     " WITH ORDINALITY AS k(code, nonce, seen_at, sign_no, msgid, n)),"
@@ -69,8 +70,7 @@ _PG_ADMIT_MANY = (
     " (SELECT DISTINCT hashtext(visit) AS key FROM unnest($8::text[]) AS visit ORDER BY 1) AS keys) AS taken)"
     " SELECT k.n, EXISTS (SELECT 1 FROM stored_nonce s WHERE s.fixmedins_code = k.code AND s.nonce = k.nonce) AS nonce_new,"
     " EXISTS (SELECT 1 FROM srv_sign_in WHERE sign_no = k.sign_no AND fixmedins_code = k.code AND sign_out_time IS NULL) AS signed_in,"
-    " m.infno, m.digest, m.output, (SELECT taken FROM locked) AS locked,"
-    " set_config('synchronous_commit', 'off', true) AS commit_mode"
+    " m.infno, m.digest, m.output, (SELECT taken FROM locked) AS locked"
     " FROM k LEFT JOIN srv_message m ON m.fixmedins_code = k.code AND m.msgid = k.msgid ORDER BY k.n"
 )
 

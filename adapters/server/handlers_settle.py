@@ -162,23 +162,31 @@ def _compute(claim: Claim, acct_used: bool, splits: requests.SplitAmounts | None
     return compute
 
 
-async def _ledger_settle(call: Call, claim: Claim, *, mdtrt_id: str, chrg_bchno: str, insutype: str,
-                         acct_used: bool, splits: requests.SplitAmounts | None, guard=None) -> SettlementRecord:
+def _settlement_request(call: Call, claim: Claim, *, mdtrt_id: str, chrg_bchno: str, insutype: str, acct_used: bool) -> SettlementRequest:
     med_type = claim.med_type
-    request = SettlementRequest(
+    return SettlementRequest(
         fixmedins_code=call.code, msgid=call.msgid, mdtrt_id=mdtrt_id, chrg_bchno=chrg_bchno, psn_no=claim.person.psn_no,
         insuplc_admdvs=claim.person.insuplc_admdvs, insutype=insutype, med_type=med_type,
         clr_type=visits.CLR_TYPE_BY_MED_TYPE.get(med_type, "99"), setl_time=call.stamp, acct_used=acct_used,
         feedetl_sns=tuple(line.feedetl_sn for line in claim.lines), clr_optins=claim.person.insuplc_admdvs,
         year=claim.year if claim.year != call.now.year else None,
     )
-    record = await call.services.ledger.settle(request, _compute(claim, acct_used, splits, guard))
+
+
+def _check_own_record(call: Call, record: SettlementRecord, chrg_bchno: str) -> SettlementRecord:
     if record.msgid != call.msgid:
         # The ledger found this batch already settled with the same content under another
         # message and returned that record without writing: a new message is a second
         # settlement attempt, not a retry. The ledger decided this under its own lock.
         raise SettlementError(ErrorCode.ALREADY_SETTLED, field="input.data.chrg_bchno", value=chrg_bchno, detail=record.setl_id)
     return record
+
+
+async def _ledger_settle(call: Call, claim: Claim, *, mdtrt_id: str, chrg_bchno: str, insutype: str,
+                         acct_used: bool, splits: requests.SplitAmounts | None, guard=None) -> SettlementRecord:
+    request = _settlement_request(call, claim, mdtrt_id=mdtrt_id, chrg_bchno=chrg_bchno, insutype=insutype, acct_used=acct_used)
+    record = await call.services.ledger.settle(request, _compute(claim, acct_used, splits, guard))
+    return _check_own_record(call, record, chrg_bchno)
 
 
 async def settle(call: Call) -> bytes:
@@ -210,8 +218,34 @@ async def settle_request(
 def _batcher(services) -> settle_batch.SettleBatcher:
     """Return the process's batcher of admitting 2207s on PostgreSQL, making it on first use."""
     if services.settle_batcher is None:
-        services.settle_batcher = settle_batch.SettleBatcher(services.db, _batched_claim, _settle_claim)
+        services.settle_batcher = settle_batch.SettleBatcher(services.db, _batched_claim, _settle_claims_in_group)
     return services.settle_batcher
+
+
+async def _settle_claims_in_group(conn, claimed: list[tuple[Call, requests.SettleRequest, Claim]]) -> list[bytes | BaseException]:
+    """Settle a group's claims through the ledger inside the group's transaction; return each output or error."""
+    ledger = claimed[0][0].services.ledger
+    items = [
+        (
+            _settlement_request(call, claim, mdtrt_id=req.mdtrt_id, chrg_bchno=req.chrg_bchno, insutype=req.insutype, acct_used=req.acct_used),
+            _compute(claim, req.acct_used, req.splits),
+        )
+        for call, req, claim in claimed
+    ]
+    outcomes = await ledger.settle_in_transaction(conn.asyncpg_connection, items)
+
+    results: list[bytes | BaseException] = []
+    for (call, req, claim), outcome in zip(claimed, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            results.append(outcome)
+            continue
+        try:
+            record = _check_own_record(call, outcome, req.chrg_bchno)
+        except SettlementError as error:
+            results.append(error)
+            continue
+        results.append(_settle_answer(claim, record, req.cert_type))
+    return results
 
 
 async def _batched_claim(call: Call, req: requests.SettleRequest, conn, read: settle_reads.ClaimRead) -> Claim:

@@ -1,26 +1,26 @@
-"""Settlements admitted, read and recorded many at a time on PostgreSQL.
+"""Settlements admitted, read, written to the ledger and recorded many at a time on PostgreSQL.
 
-Around the ledger's own batch, a 2207 needs a transaction of the server's: store the
-nonce, check the sign-in and the msgid, lock the visit, read the visit, its lines and the
-person, and at the end record the output. One request at a time, that is five statements
-per settlement (BEGIN, admission, claim, output, COMMIT), each a round trip that also
-wakes a database process on the same cores. The batcher runs those steps once for all the
-settlements waiting at that moment, in one transaction, so the five statements are shared
-by the whole group. The ledger's group commit writes the group's settlements in its own
-batches, as it does for requests that arrive one by one.
+A 2207 needs a transaction: store the nonce, check the sign-in and the msgid, lock the
+visit, read the visit, its lines and the person, write the settlement to the ledger and
+record the output. One request at a time, each of those steps is a round trip that also
+wakes a database process on the same cores. The batcher runs each step once for all the
+settlements waiting at that moment, in one transaction on one connection. The ledger plans
+and writes the group's settlements inside that transaction (``settle_in_transaction``), so
+the group commits once, durably, for the nonces, the ledger rows and the outputs together.
 
 Each request keeps its own outcome. A request that fails its checks, its claim or the
-ledger gets its own error, and the rest of the group goes on. Its nonce stays stored, as
-on the single-request path. If the group's transaction itself fails, every request still
-waiting gets that error. The callers then store the nonces of the requests that had passed
-their checks, as they do after any failure. A settlement that the ledger had committed
-before the failure stays committed, and a retry of its msgid gets it back, as after any
-response that never reached its caller.
+ledger's checks gets its own error, and the rest of the group goes on. Its nonce stays
+stored, as on the single-request path. An error of the database itself rolls the whole
+group back, ledger rows included, and the group runs once more: a request that made the
+first attempt fail (a msgid that another process settled at the same moment, say) then
+gets its own coded error. If the second attempt fails too, every request gets that error.
+The callers then store the nonces of the requests that had passed their checks, as they do
+after any failure.
 
 Outcomes are handed out after the group's COMMIT, so every response describes committed
 state. A lane is a task that runs groups while requests wait. At most ``lanes`` run at
 once, each on one pooled connection, so one group can be admitted while the previous one
-waits for the ledger.
+waits for its commit.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import asyncpg
 
 from adapters.server import admission as admission_checks
 from adapters.server import settle_reads, state
@@ -45,8 +47,13 @@ logger = logging.getLogger("settlement.server")
 # Turns a request's claim read into its claim, raising the request's coded errors. May run
 # further reads on the group's connection, so the batcher calls it for one request at a time.
 ReadClaim = Callable[[Any, Any, Connection, settle_reads.ClaimRead], Awaitable[Any]]
-# Settles a claim through the ledger and returns the encoded output; runs for the whole group at once.
-Finish = Callable[[Any, Any, Any], Awaitable[bytes]]
+# Settles the group's claims through the ledger on the group's connection, inside its
+# transaction. Takes (call, request, claim) triples and returns one encoded output or
+# coded error per triple, in order. Errors of the database itself are raised.
+Finish = Callable[[Connection, list[tuple[Any, Any, Any]]], Awaitable[list[bytes | BaseException]]]
+
+# Database errors after which the group runs once more from BEGIN (see the module's docs).
+_RETRYABLE = (asyncpg.PostgresError,)
 
 
 @dataclasses.dataclass
@@ -62,6 +69,9 @@ class _Waiting:
 
     def fail(self, error: BaseException) -> None:
         self.outcome, self.failed = error, True
+
+    def reset(self) -> None:
+        self.outcome, self.failed = None, False
 
     def deliver(self) -> None:
         if self.future.done():
@@ -104,7 +114,7 @@ class SettleBatcher:
             while self._pending:
                 group = [self._pending.popleft() for _ in range(min(len(self._pending), self._batch_max))]
                 try:
-                    await self._run(group)
+                    await self._run_twice_on_database_error(group)
                 except asyncio.CancelledError:
                     # The loop is shutting down: the callers are cancelled too, instead of waiting forever.
                     for waiting in group:
@@ -123,6 +133,18 @@ class SettleBatcher:
                     waiting.deliver()
         finally:
             self._lanes -= 1
+
+    async def _run_twice_on_database_error(self, group: list[_Waiting]) -> None:
+        try:
+            await self._run(group)
+        except _RETRYABLE as error:
+            logger.warning(
+                "server: settlement group rolled back, running it again requests=%d msgids=%s error=%s",
+                len(group), ",".join(w.call.msgid for w in group), error,
+            )
+            for waiting in group:
+                waiting.reset()
+            await self._run(group)
 
     async def _run(self, group: list[_Waiting]) -> None:
         self.groups_run += 1
@@ -157,8 +179,9 @@ class SettleBatcher:
             except SettlementError as error:
                 waiting.fail(error)
 
-        # The ledger's queue receives the group's settlements in queue order and batches them.
-        results = await asyncio.gather(*(self._finish(w.call, w.req, claim) for w, claim in claimed), return_exceptions=True)
+        if not claimed:
+            return
+        results = await self._finish(conn, [(w.call, w.req, claim) for w, claim in claimed])
         answered = []
         for (waiting, _), result in zip(claimed, results, strict=True):
             if isinstance(result, BaseException):

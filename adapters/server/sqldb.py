@@ -69,6 +69,11 @@ class _PgConnection:
     async def fetchval(self, sql: str, *args: Any) -> Any:
         return await self._conn.fetchval(sql, *args)
 
+    @property
+    def asyncpg_connection(self) -> asyncpg.Connection:
+        """The underlying connection, for the ledger's writes inside this transaction."""
+        return self._conn
+
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
     # The server sets no session state and takes only transaction-scoped advisory locks, so
@@ -83,7 +88,9 @@ _GROUP_CONNECTIONS = 4
 # cost more than the custom plans of small groups. Planning the claim read of one
 # settlement took 0.35 to 0.45 ms on this project's 2-core test machine. Their plans are index probes per key whatever the arrays hold, so the
 # generic plan is made once per connection and kept.
-_GROUP_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
+# The ledger writes a group's settlements inside the group's transaction, so its COMMIT
+# must wait for the WAL flush, and the ledger's statements run without JIT as on its own pool.
+_GROUP_SETTINGS = {"plan_cache_mode": "force_generic_plan", "synchronous_commit": "on", "jit": "off"}
 
 
 class PostgresDatabase:
