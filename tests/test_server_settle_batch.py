@@ -124,7 +124,7 @@ def test_batcher_keeps_every_outcome_of_one_group(dsn):
     assert messages == [("M-OK", '{"settled":"M-OK"}'), ("M-STORED", '{"stored":1}')]
 
 
-def test_batcher_fails_group_on_uncoded_claim_error(dsn):
+def test_batcher_isolates_claim_database_error(dsn):
     finished = []
 
     async def read_claim(call, req, conn, read):
@@ -143,21 +143,25 @@ def test_batcher_fails_group_on_uncoded_claim_error(dsn):
             batcher = SettleBatcher(db, read_claim, _per_request(finish), lanes=1)
             requests = [_request("M-A", "n-a", "V1"), _request("M-B", "n-b", "V-BROKEN"), _request("M-C", "n-c", "V3")]
             outcomes = await asyncio.gather(*(batcher.settle(*r) for r in requests), return_exceptions=True)
-            nonces = await _rows(db, "SELECT nonce FROM srv_nonce")
+            nonces = await _rows(db, "SELECT nonce FROM srv_nonce ORDER BY nonce")
             return outcomes, nonces, [r[2].passed for r in requests]
         finally:
             await db.close()
 
     outcomes, nonces, passed = asyncio.run(run())
 
-    assert all(isinstance(outcome, Exception) and not isinstance(outcome, SettlementError) for outcome in outcomes)
-    assert finished == []
-    # The group's transaction rolled back with the nonces; the callers store those of the requests that passed.
-    assert nonces == []
+    # The error aborted the group's transaction before the ledger step, so the group rolled
+    # back and its requests ran alone: only the broken one fails.
+    assert outcomes[0] == b"{}"
+    assert isinstance(outcomes[1], asyncpg.UndefinedColumnError)
+    assert outcomes[2] == b"{}"
+    assert finished == ["M-A", "M-C"]
+    # The broken request's nonce rolled back with its run; its caller stores it, as after any failure.
+    assert nonces == [("n-a",), ("n-c",)]
     assert passed == [True, True, True]
 
 
-def test_batcher_reruns_group_after_database_error(dsn):
+def test_batcher_reruns_requests_alone_after_database_error(dsn):
     attempts = []
 
     async def read_claim(call, req, conn, read):
@@ -187,18 +191,18 @@ def test_batcher_reruns_group_after_database_error(dsn):
 
     groups, outcomes, nonces, sign_ins, messages = asyncio.run(run())
 
-    assert groups == 2
-    assert attempts == [["M-A", "M-B"], ["M-A", "M-B"]]
+    # The group, then each request alone; the one with a reused nonce stops at its admission.
+    assert groups == 4
+    assert attempts == [["M-A", "M-B"], ["M-A"], ["M-B"]]
     assert outcomes[:2] == [b"M-A", b"M-B"]
-    # The reused nonce is rejected in the second attempt as in the first.
     assert isinstance(outcomes[2], Rejection) and outcomes[2].error.code is ErrorCode.NONCE_REUSED
-    # The first attempt's writes rolled back; the second attempt's committed once.
+    # The group's writes rolled back; each request's own run committed once.
     assert nonces == [("n-a",), ("n-b",)]
-    assert sign_ins == [("S-2",), ("S1",)]
+    assert sign_ins == [("S-2",), ("S-3",), ("S1",)]
     assert messages == [("M-A",), ("M-B",), ("M-STORED",)]
 
 
-def test_batcher_fails_group_after_second_database_error(dsn):
+def test_batcher_fails_each_request_after_database_errors(dsn):
     async def read_claim(call, req, conn, read):
         return read
 
@@ -219,7 +223,7 @@ def test_batcher_fails_group_after_second_database_error(dsn):
 
     groups, outcomes, nonces = asyncio.run(run())
 
-    assert groups == 2
+    assert groups == 3
     assert all(isinstance(outcome, asyncpg.DivisionByZeroError) for outcome in outcomes), outcomes
     assert nonces == []
 

@@ -70,7 +70,11 @@ class LedgerStoreBase:
 
     @property
     def stats(self) -> dict[str, int]:
-        """Batches and operations committed by this store object since it was opened."""
+        """Batches and operations committed through this store's queue since it was opened.
+
+        Settlements written inside a caller's transaction (``settle_in_transaction``) are not
+        counted, because the caller commits them.
+        """
         return {"batches": self._queue.batches_committed, "operations": self._queue.operations_committed}
 
     async def settle(self, request: SettlementRequest, compute: SettleCompute) -> SettlementRecord:

@@ -11,11 +11,11 @@ the group commits once, durably, for the nonces, the ledger rows and the outputs
 Each request keeps its own outcome. A request that fails its checks, its claim or the
 ledger's checks gets its own error, and the rest of the group goes on. Its nonce stays
 stored, as on the single-request path. An error of the database itself rolls the whole
-group back, ledger rows included, and the group runs once more: a request that made the
-first attempt fail (a msgid that another process settled at the same moment, say) then
-gets its own coded error. If the second attempt fails too, every request gets that error.
-The callers then store the nonces of the requests that had passed their checks, as they do
-after any failure.
+group back, ledger rows included, and its requests run again one at a time, each in a
+group of its own. A request that made the group fail (a msgid that another process settled
+at the same moment, say) then gets its own coded error or fails alone, and the others
+settle. The callers store the nonces of the requests that failed after passing their
+checks, as they do after any failure.
 
 Outcomes are handed out after the group's COMMIT, so every response describes committed
 state. A lane is a task that runs groups while requests wait. At most ``lanes`` run at
@@ -52,7 +52,7 @@ ReadClaim = Callable[[Any, Any, Connection, settle_reads.ClaimRead], Awaitable[A
 # coded error per triple, in order. Errors of the database itself are raised.
 Finish = Callable[[Connection, list[tuple[Any, Any, Any]]], Awaitable[list[bytes | BaseException]]]
 
-# Database errors after which the group runs once more from BEGIN (see the module's docs).
+# Database errors after which the group's requests run again one at a time (see the module's docs).
 _RETRYABLE = (asyncpg.PostgresError,)
 
 
@@ -114,7 +114,7 @@ class SettleBatcher:
             while self._pending:
                 group = [self._pending.popleft() for _ in range(min(len(self._pending), self._batch_max))]
                 try:
-                    await self._run_twice_on_database_error(group)
+                    await self._run_isolating_database_errors(group)
                 except asyncio.CancelledError:
                     # The loop is shutting down: the callers are cancelled too, instead of waiting forever.
                     for waiting in group:
@@ -134,17 +134,22 @@ class SettleBatcher:
         finally:
             self._lanes -= 1
 
-    async def _run_twice_on_database_error(self, group: list[_Waiting]) -> None:
+    async def _run_isolating_database_errors(self, group: list[_Waiting]) -> None:
         try:
             await self._run(group)
         except _RETRYABLE as error:
             logger.warning(
-                "server: settlement group rolled back, running it again requests=%d msgids=%s error=%s",
+                "server: settlement group rolled back, running its requests one at a time requests=%d msgids=%s error=%s",
                 len(group), ",".join(w.call.msgid for w in group), error,
             )
             for waiting in group:
                 waiting.reset()
-            await self._run(group)
+            for waiting in group:
+                try:
+                    await self._run([waiting])
+                except _RETRYABLE as single_error:
+                    logger.warning("server: settlement failed alone msgid=%s error=%s", waiting.call.msgid, single_error)
+                    waiting.fail(single_error)
 
     async def _run(self, group: list[_Waiting]) -> None:
         self.groups_run += 1
@@ -173,7 +178,7 @@ class SettleBatcher:
         claimed = []
         for waiting, read in zip(live, reads, strict=True):
             # A coded error fails its own request only. Any other error may have aborted the
-            # group's transaction, so it fails the whole group before the ledger writes anything.
+            # group's transaction, so it propagates: the group rolls back and its requests run alone.
             try:
                 claimed.append((waiting, await self._read_claim(waiting.call, waiting.req, conn, read)))
             except SettlementError as error:
