@@ -1,15 +1,18 @@
-"""The replay report: claim vectors replay cleanly, and the HTML renders in headless Chromium."""
+"""The replay report: claim vectors replay cleanly, the HTML renders in headless Chromium, and chart labels follow the report's language."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import shutil
 import subprocess
+import warnings
 
 import pytest
 
 from adapters.cli import main
+from adapters.replay import report
 from vector_files import EXAMPLES, edited_vector, vector_paths
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -73,3 +76,26 @@ def test_html_report_renders_in_headless_chromium(tmp_path, lang):
     data = screenshot.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(data) > 20_000  # a blank page compresses to a few kilobytes
+
+
+def test_chart_labels_in_english():
+    assert report.chart_labels("chart_day", "en") == ("Discrepancies by day", "Count", None)
+
+
+def test_chinese_chart_labels_fall_back_without_font(monkeypatch):
+    monkeypatch.setattr(report, "cjk_font_family", lambda: None)
+
+    assert report.chart_labels("chart_fund", "zh") == ("Discrepancies by fund", "Count", None)
+
+
+def test_chinese_chart_draws_every_glyph():
+    # .ci/run installs fonts-noto-cjk, the same package the Chromium test needs for the page.
+    family = report.cjk_font_family()
+    assert family is not None
+
+    assert report.chart_labels("chart_day", "zh") == ("按日差异数", "笔数", family)
+    # matplotlib warns for every glyph its font lacks; here a warning fails the test.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        png = base64.b64decode(report._chart({"2024-05-01": 3, "2024-05-02": 1}, "chart_day", "zh", True))
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")

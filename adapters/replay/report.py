@@ -1,9 +1,11 @@
 """Write the replay report: a self-contained HTML page, a CSV of discrepancies and a JSON summary.
 
 The HTML embeds its charts (matplotlib, PNG in base64) and its styles, so it opens from a
-file with no network. Chart labels are ASCII (dates and fund codes) because no CJK font
-can be assumed on the machine that renders them. The captions around them are in the
-report's language.
+file with no network. A chart's title and axis label are in the report's language when
+matplotlib finds a font with Chinese glyphs on the rendering machine. Without one, a
+Chinese report's charts fall back to English labels, because missing glyphs would draw as
+empty boxes. The bars are labelled with dates and fund codes, which are ASCII. The captions
+around the charts are always in the report's language.
 """
 
 from __future__ import annotations
@@ -105,11 +107,41 @@ def write_csv(path: str | Path, rows: list[Discrepancy]) -> None:
                              row.step])
 
 
-def _chart(counts: dict[str, int], title: str, rotate: bool) -> str:
-    """Return a bar chart of ``counts`` as a base64 PNG."""
+# Font families with Chinese glyphs, in order of preference: Debian's fonts-noto-cjk, then
+# fonts common on other systems.
+_CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Serif CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "Microsoft YaHei", "SimHei")
+
+
+def cjk_font_family() -> str | None:
+    """Return the first font family of ``_CJK_FAMILIES`` that matplotlib finds here, or None."""
+    from matplotlib import font_manager
+
+    for family in _CJK_FAMILIES:
+        try:
+            font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
+        except ValueError:
+            continue
+        return family
+    return None
+
+
+def chart_labels(key: str, lang: str) -> tuple[str, str, str | None]:
+    """Return a chart's title, axis label and font family for ``lang``, in English where no Chinese font is found."""
+    if lang == "en":
+        return text(key, "en"), text("count", "en"), None
+    family = cjk_font_family()
+    if family is None:
+        return text(key, "en"), text("count", "en"), None
+    return text(key, lang), text("count", lang), family
+
+
+def _chart(counts: dict[str, int], key: str, lang: str, rotate: bool) -> str:
+    """Return a bar chart of ``counts`` as a base64 PNG, titled with the text ``key``."""
     # Imported here: matplotlib takes about a third of every command's start-up, and only the report draws.
     from matplotlib.figure import Figure
 
+    title, ylabel, family = chart_labels(key, lang)
+    font = {"fontfamily": family} if family else {}
     figure = Figure(figsize=(8, 3), dpi=96)
     axes = figure.subplots()
     if counts:
@@ -118,8 +150,8 @@ def _chart(counts: dict[str, int], title: str, rotate: bool) -> str:
     else:
         axes.text(0.5, 0.5, "0", ha="center", va="center", fontsize=20, color="#27ae60")
         axes.set_xticks([])
-    axes.set_title(title, fontsize=9)
-    axes.set_ylabel("count")
+    axes.set_title(title, fontsize=9, **font)
+    axes.set_ylabel(ylabel, **font)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
@@ -189,10 +221,10 @@ def write_html(path: str | Path, outcome: ReplayOutcome, data: dict, *, lang: st
 
     parts.append(f"<h2>{html.escape(text('chart_day', lang))}</h2>")
     parts.append(f"<img alt=\"{html.escape(text('chart_day', lang))}\" src=\"data:image/png;base64,"
-                 f"{_chart(data['discrepancies_by_day'], 'discrepancies by day', True)}\">")
+                 f"{_chart(data['discrepancies_by_day'], 'chart_day', lang, True)}\">")
     parts.append(f"<h2>{html.escape(text('chart_fund', lang))}</h2>")
     parts.append(f"<img alt=\"{html.escape(text('chart_fund', lang))}\" src=\"data:image/png;base64,"
-                 f"{_chart(data['discrepancies_by_fund'], 'discrepancies by fund', False)}\">")
+                 f"{_chart(data['discrepancies_by_fund'], 'chart_fund', lang, False)}\">")
 
     parts.append(f"<h2>{html.escape(text('discrepancies', lang))}</h2>")
     rows = result.discrepancies
