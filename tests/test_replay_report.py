@@ -82,7 +82,7 @@ def test_chart_labels_in_english():
     assert report.chart_labels("chart_day", "en") == ("Discrepancies by day", "Count", None)
 
 
-def test_chinese_chart_labels_fall_back_without_font(monkeypatch):
+def test_chart_labels_without_chinese_font(monkeypatch):
     monkeypatch.setattr(report, "cjk_font_family", lambda: None)
 
     assert report.chart_labels("chart_fund", "zh") == ("Discrepancies by fund", "Count", None)

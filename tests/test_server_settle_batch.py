@@ -151,7 +151,7 @@ def test_batcher_isolates_claim_database_error(dsn):
     outcomes, nonces, passed = asyncio.run(run())
 
     # The error aborted the group's transaction before the ledger step, so the group rolled
-    # back and its requests ran alone: only the broken one fails.
+    # back and its requests ran alone. Only the broken one fails.
     assert outcomes[0] == b"{}"
     assert isinstance(outcomes[1], asyncpg.UndefinedColumnError)
     assert outcomes[2] == b"{}"
@@ -161,7 +161,7 @@ def test_batcher_isolates_claim_database_error(dsn):
     assert passed == [True, True, True]
 
 
-def test_batcher_reruns_requests_alone_after_database_error(dsn):
+def test_database_error_reruns_requests_alone(dsn):
     attempts = []
 
     async def read_claim(call, req, conn, read):
@@ -191,7 +191,7 @@ def test_batcher_reruns_requests_alone_after_database_error(dsn):
 
     groups, outcomes, nonces, sign_ins, messages = asyncio.run(run())
 
-    # The group, then each request alone; the one with a reused nonce stops at its admission.
+    # The group ran, then each request alone. The one with a reused nonce stops at its admission.
     assert groups == 4
     assert attempts == [["M-A", "M-B"], ["M-A"], ["M-B"]]
     assert outcomes[:2] == [b"M-A", b"M-B"]
@@ -202,7 +202,7 @@ def test_batcher_reruns_requests_alone_after_database_error(dsn):
     assert messages == [("M-A",), ("M-B",), ("M-STORED",)]
 
 
-def test_batcher_fails_each_request_after_database_errors(dsn):
+def test_repeated_database_errors_fail_each_request(dsn):
     async def read_claim(call, req, conn, read):
         return read
 

@@ -72,8 +72,8 @@ class LedgerStoreBase:
     def stats(self) -> dict[str, int]:
         """Batches and operations committed through this store's queue since it was opened.
 
-        Settlements written inside a caller's transaction (``settle_in_transaction``) are not
-        counted, because the caller commits them.
+        Settlements written inside a caller's transaction (``PostgresStore.settle_in_transaction``)
+        are not counted, because the caller commits them.
         """
         return {"batches": self._queue.batches_committed, "operations": self._queue.operations_committed}
 

@@ -127,16 +127,14 @@ def cjk_font_family() -> str | None:
 
 def chart_labels(key: str, lang: str) -> tuple[str, str, str | None]:
     """Return a chart's title, axis label and font family for ``lang``, in English where no Chinese font is found."""
-    if lang == "en":
-        return text(key, "en"), text("count", "en"), None
-    family = cjk_font_family()
+    family = None if lang == "en" else cjk_font_family()
     if family is None:
         return text(key, "en"), text("count", "en"), None
     return text(key, lang), text("count", lang), family
 
 
 def _chart(counts: dict[str, int], key: str, lang: str, rotate: bool) -> str:
-    """Return a bar chart of ``counts`` as a base64 PNG, titled with the text ``key``."""
+    """Return a bar chart of ``counts`` as a base64 PNG, titled with the text under ``key`` in ``lang``."""
     # Imported here: matplotlib takes about a third of every command's start-up, and only the report draws.
     from matplotlib.figure import Figure
 

@@ -178,7 +178,7 @@ class SettleBatcher:
         claimed = []
         for waiting, read in zip(live, reads, strict=True):
             # A coded error fails its own request only. Any other error may have aborted the
-            # group's transaction, so it propagates: the group rolls back and its requests run alone.
+            # group's transaction, so it propagates and the group rolls back.
             try:
                 claimed.append((waiting, await self._read_claim(waiting.call, waiting.req, conn, read)))
             except SettlementError as error:

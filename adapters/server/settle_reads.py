@@ -45,6 +45,8 @@ _VISIT_AND_PERSON = (
 # locks, so the lines cannot change between them. Rows are numbered from 1 in the order
 # of the key arrays, in a leading column ``n``.
 _VISIT_ONLY_WIDTH = len(state.VISIT_SELECT.split(","))
+# Position of the card number (c.card_no, the second last column of PERSON_WITH_CARDS_SELECT).
+_HEAD_CARD_POSITION = 2 + _VISIT_ONLY_WIDTH + len(state.PERSON_WITH_CARDS_SELECT.split(",")) - 1
 _MANY_HEADS = (
     "SELECT wanted.n, q.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
     " WITH ORDINALITY AS wanted(mdtrt_id, code, psn, svc_card, card, n)"
@@ -53,7 +55,7 @@ _MANY_HEADS = (
     " FROM srv_visit v WHERE v.mdtrt_id = wanted.mdtrt_id AND v.fixmedins_code = wanted.code"
     f" UNION ALL SELECT 1, {', '.join(['NULL'] * _VISIT_ONLY_WIDTH)}, {hooks.SETTLING_PERSON_SELECT.format(card='wanted.card')}"
     f" {hooks.SETTLING_PERSON_FROM.format(psn='wanted.psn', svc_card='wanted.svc_card')}"
-    f") AS q ORDER BY 1, 2, {_VISIT_ONLY_WIDTH + len(state.PERSON_WITH_CARDS_SELECT.split(',')) + 1}"
+    f") AS q ORDER BY 1, 2, {_HEAD_CARD_POSITION}"
 )
 # OFFSET 0 keeps each key's lines an index probe of srv_fee_line_batch in the generic plan.
 _MANY_LINES = (

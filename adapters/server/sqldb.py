@@ -86,10 +86,11 @@ _GROUP_CONNECTIONS = 4
 # The groups' statements take arrays of keys. PostgreSQL keeps planning such a statement
 # at every run when its generic plan, which cannot see the arrays' lengths, is estimated to
 # cost more than the custom plans of small groups. Planning the claim read of one
-# settlement took 0.35 to 0.45 ms on this project's 2-core test machine. Their plans are index probes per key whatever the arrays hold, so the
-# generic plan is made once per connection and kept.
-# The ledger writes a group's settlements inside the group's transaction, so its COMMIT
-# must wait for the WAL flush, and the ledger's statements run without JIT as on its own pool.
+# settlement took 0.35 to 0.45 ms on this project's 2-core test machine. Their plans are
+# index probes per key whatever the arrays hold, so the generic plan is made once per
+# connection and kept.
+# The ledger writes a group's settlements inside the group's transaction. So its COMMIT
+# must wait for the WAL flush, and statements run without JIT, as on the ledger's own pool.
 _GROUP_SETTINGS = {"plan_cache_mode": "force_generic_plan", "synchronous_commit": "on", "jit": "off"}
 
 
