@@ -287,3 +287,50 @@ def test_group_and_ledger_batch_statements_plan_once(dsn):
     assert (mode, ordinary) == ("force_generic_plan", "auto")
     assert [name for name, _ in configs] == ["journal_check_balanced_set", "ledger_batch_read", "ledger_batch_write_rows"]
     assert all("plan_cache_mode=force_generic_plan" in config for _, config in configs)
+
+
+@pytest.mark.parametrize(("arriving", "second_lane"), [(3, False), (4, True)])
+def test_second_lane_opens_only_for_backlog(dsn, arriving, second_lane):
+    async def run():
+        db = await open_database(dsn)
+        release = asyncio.Event()
+        first_started = asyncio.Event()
+        in_flight = 0
+        max_in_flight = 0
+
+        async def read_claim(call, req, conn, read):
+            return read
+
+        async def finish(conn, claimed):
+            nonlocal in_flight, max_in_flight
+            in_flight += 1
+            max_in_flight = max(max_in_flight, in_flight)
+            if claimed[0][0].msgid == "M-0":
+                first_started.set()
+                await release.wait()
+            else:
+                # The first group is still open here when a second lane runs this group.
+                release.set()
+            in_flight -= 1
+            return [call.msgid.encode() for call, _, _ in claimed]
+
+        try:
+            await _prepare(db)
+            batcher = SettleBatcher(db, read_claim, finish, lanes=2, extra_lane_backlog=4)
+            first = asyncio.ensure_future(batcher.settle(*_request("M-0", "n-0", "V0")))
+            await first_started.wait()
+            later = [asyncio.ensure_future(batcher.settle(*_request(f"M-{n}", f"n-{n}", f"V{n}"))) for n in range(1, arriving + 1)]
+            if not second_lane:
+                # No lane takes the waiting requests, so the first group is let go from here.
+                await asyncio.sleep(0.05)
+                release.set()
+            outcomes = await asyncio.wait_for(asyncio.gather(first, *later), timeout=30)
+            return batcher.groups_run, max_in_flight, outcomes
+        finally:
+            await db.close()
+
+    groups, max_in_flight, outcomes = asyncio.run(run())
+
+    assert groups == 2
+    assert max_in_flight == (2 if second_lane else 1)
+    assert outcomes == [f"M-{n}".encode() for n in range(arriving + 1)]
