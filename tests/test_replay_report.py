@@ -99,3 +99,23 @@ def test_chinese_chart_draws_every_glyph():
         warnings.simplefilter("error")
         png = base64.b64decode(report._chart({"2024-05-01": 3, "2024-05-02": 1}, "chart_day", "zh", True))
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_chinese_font_installed_after_font_list(monkeypatch):
+    # matplotlib's cached font list can predate the font's installation. Here the list loses
+    # its Chinese fonts, and the report must find them again among the system's font files.
+    from matplotlib import font_manager
+
+    manager = font_manager.fontManager
+    without_cjk = [entry for entry in manager.ttflist if "CJK" not in entry.name]
+    monkeypatch.setattr(manager, "ttflist", without_cjk)
+    manager._findfont_cached.cache_clear()
+    report.cjk_font_family.cache_clear()
+    try:
+        family = report.cjk_font_family()
+    finally:
+        report.cjk_font_family.cache_clear()
+        monkeypatch.undo()
+        manager._findfont_cached.cache_clear()
+
+    assert family == "Noto Sans CJK SC"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import html
 import io
 from collections import Counter
@@ -112,10 +113,23 @@ def write_csv(path: str | Path, rows: list[Discrepancy]) -> None:
 _CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Serif CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "Microsoft YaHei", "SimHei")
 
 
+@functools.cache
 def cjk_font_family() -> str | None:
-    """Return the first font family of ``_CJK_FAMILIES`` that matplotlib finds here, or None."""
+    """Return the first font family of ``_CJK_FAMILIES`` that matplotlib finds here, or None.
+
+    matplotlib lists the system's fonts once, in a cache file, and does not see fonts
+    installed after that. When no family is found in its list, the system's font files
+    that are not in it are added for this process, and the families are looked up again.
+    """
     from matplotlib import font_manager
 
+    family = _first_listed_family(font_manager)
+    if family is None and _add_unlisted_system_fonts(font_manager):
+        family = _first_listed_family(font_manager)
+    return family
+
+
+def _first_listed_family(font_manager) -> str | None:
     for family in _CJK_FAMILIES:
         try:
             font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
@@ -123,6 +137,22 @@ def cjk_font_family() -> str | None:
             continue
         return family
     return None
+
+
+def _add_unlisted_system_fonts(font_manager) -> bool:
+    """Add the system's font files that matplotlib's list lacks; return whether any was added."""
+    listed = {entry.fname for entry in font_manager.fontManager.ttflist}
+    added = False
+    for path in font_manager.findSystemFonts():
+        if path in listed:
+            continue
+        try:
+            font_manager.fontManager.addfont(path)
+        except (OSError, RuntimeError, ValueError):
+            # A file FreeType cannot read is skipped, so that one broken font does not hide the others.
+            continue
+        added = True
+    return added
 
 
 def chart_labels(key: str, lang: str) -> tuple[str, str, str | None]:
