@@ -7,6 +7,7 @@ output under the message id so that a retry gets it back, and returns the encode
 from __future__ import annotations
 
 import datetime
+import functools
 from dataclasses import dataclass
 
 from adapters.server import claims, state
@@ -38,9 +39,11 @@ class Call:
     def code(self) -> str:
         return self.institution.fixmedins_code
 
-    @property
+    @functools.cached_property
     def stamp(self) -> str:
-        return f"{self.now:%Y-%m-%d %H:%M:%S}"
+        # The same text as strftime's "%Y-%m-%d %H:%M:%S" for these naive times, in about a
+        # fifth of the time, and made once per request however often the handlers read it.
+        return self.now.isoformat(" ", "seconds")
 
     async def record(self, conn: state.Connection, output: bytes) -> None:
         await state.record_message(conn, self.code, self.msgid, self.infno, self.digest, output, self.stamp)
