@@ -309,7 +309,7 @@ def test_second_lane_opens_only_for_backlog(dsn, arriving, second_lane):
                 first_started.set()
                 await release.wait()
             else:
-                # The first group is still open here when a second lane runs this group.
+                # A second lane runs this group while the first is still open, then releases the first.
                 release.set()
             in_flight -= 1
             return [call.msgid.encode() for call, _, _ in claimed]
@@ -321,7 +321,7 @@ def test_second_lane_opens_only_for_backlog(dsn, arriving, second_lane):
             await first_started.wait()
             later = [asyncio.ensure_future(batcher.settle(*_request(f"M-{n}", f"n-{n}", f"V{n}"))) for n in range(1, arriving + 1)]
             if not second_lane:
-                # No lane takes the waiting requests, so the first group is let go from here.
+                # No second lane takes the waiting requests, so the first group is released here.
                 await asyncio.sleep(0.05)
                 release.set()
             outcomes = await asyncio.wait_for(asyncio.gather(first, *later), timeout=30)

@@ -118,7 +118,7 @@ def cjk_font_family() -> str | None:
     """Return the first font family of ``_CJK_FAMILIES`` that matplotlib finds here, or None.
 
     matplotlib lists the system's fonts once, in a cache file, and does not see fonts
-    installed after that. When no family is found in its list, the system's font files
+    installed after that (seen with matplotlib 3.11). When no family is found in its list, the system's font files
     that are not in it are added for this process, and the families are looked up again.
     """
     from matplotlib import font_manager
